@@ -1,0 +1,5 @@
+import sys
+
+from mmif.cli import main
+
+sys.exit(main())

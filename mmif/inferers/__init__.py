@@ -1,0 +1,1 @@
+"""mmif.inferers"""
