@@ -10,6 +10,8 @@ Writes are atomic: the data goes to a temporary file in the target folder, which
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -56,14 +58,20 @@ def is_volume(path: str | os.PathLike) -> bool:
     return image_suffix(path) in VOLUME_SUFFIXES or Path(path).is_dir()
 
 
+@functools.lru_cache(maxsize=None)
+def _loader_for(kind: str) -> LoadImage:
+    # one LoadImage per reader kind: building one constructs every MONAI reader (and logs about optional codecs)
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    reader = {"raster": lambda: PILReader(reverse_indexing=False), "nifti": NibabelReader, "itk": ITKReader}[kind]()
+    return LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)
+
+
 def _loader(path: Path) -> LoadImage:
     if is_raster(path):
-        reader = PILReader(reverse_indexing=False)
-    elif image_suffix(path) in (".nii", ".nii.gz"):
-        reader = NibabelReader()
-    else:  # DICOM series folders, MetaImage, NRRD
-        reader = ITKReader()
-    return LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)
+        return _loader_for("raster")
+    if image_suffix(path) in (".nii", ".nii.gz"):
+        return _loader_for("nifti")
+    return _loader_for("itk")  # DICOM series folders, MetaImage, NRRD
 
 
 def load_image(path: str | os.PathLike, allowed_channels: Sequence[int] = (1, 3)) -> MetaTensor:
