@@ -1,1 +1,21 @@
-"""mmif.losses"""
+"""mmif.losses: the hybrid fusion loss and its terms (2D and 3D)."""
+
+from __future__ import annotations
+
+from mmif.losses.base import FusionTermLoss
+from mmif.losses.color import ColorGamutLoss
+from mmif.losses.contrast import ContrastLoss
+from mmif.losses.fusion_loss import FusionLoss
+from mmif.losses.gradient import GradientLoss
+from mmif.losses.intensity import IntensityLoss
+from mmif.losses.structure import StructureLoss
+
+__all__ = [
+    "ColorGamutLoss",
+    "ContrastLoss",
+    "FusionLoss",
+    "FusionTermLoss",
+    "GradientLoss",
+    "IntensityLoss",
+    "StructureLoss",
+]
