@@ -154,7 +154,7 @@ def register_fusion_method(name: str, target: Callable[..., nn.Module] | str | N
 
 
 def _describe(obj) -> str:
-    return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
+    return obj.replace(":", ".") if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
 
 
 def _same_target(a, b) -> bool:
