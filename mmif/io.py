@@ -112,10 +112,15 @@ def load_image(path: str | os.PathLike, allowed_channels: Sequence[int] = (1, 3)
     return img
 
 
-def to_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Map an image in ``[0, 1]`` to 8-bit (round half to even, clipped)."""
+def to_uint8(image: np.ndarray | torch.Tensor, decimals: int = 4) -> np.ndarray:
+    """Map an image in ``[0, 1]`` to 8-bit: ``x * 255`` snapped to a ``10**-decimals`` grid, rounded half to even, clipped.
+
+    The snap removes float32 round-off before rounding, so exact half levels round as exact arithmetic does: the mean
+    of two 8-bit sources computed in float32 from ``a / 255`` and ``b / 255`` lands a few 1e-5 beside ``k + 0.5`` and
+    would otherwise round either way (10 % of the pixels of a Harvard MRI/CT average, against none with the snap).
+    """
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    return np.clip(np.round(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(np.round(np.round(arr.astype(np.float64) * 255.0, decimals)), 0, 255).astype(np.uint8)
 
 
 def atomic_write(path: str | os.PathLike, write_fn) -> Path:
@@ -127,6 +132,9 @@ def atomic_write(path: str | os.PathLike, write_fn) -> Path:
     os.close(fd)
     try:
         write_fn(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
