@@ -139,6 +139,7 @@ class FusionEvaluator:
         run_name: MLflow run name.
         params: extra parameters to log (e.g. the datalist path and split).
         progress: show a tqdm progress bar.
+        tags: MLflow run tags (``{"mlflow.parentRunId": ...}`` nests the run under a parent run).
 
     Raises:
         ValueError: bad arguments (no data, no method, batch_size < 1, ...).
@@ -161,6 +162,7 @@ class FusionEvaluator:
         run_name: str | None = None,
         params: Mapping[str, Any] | None = None,
         progress: bool = True,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         from mmif.metrics import DEFAULT_METRICS
 
@@ -196,6 +198,7 @@ class FusionEvaluator:
         self.run_name = run_name
         self.params = dict(params or {})
         self.progress = progress
+        self.tags = dict(tags or {})
 
     @staticmethod
     def _as_dataset(data: Any) -> torch.utils.data.Dataset:
@@ -299,7 +302,7 @@ class FusionEvaluator:
             InputError: a problem with an input file (missing, unreadable, mismatched partner, ...), naming it.
         """
         if self.tracking:
-            with MLflowTracker(self.tracking_uri, self.experiment, run_name=self.run_name) as tracker:
+            with MLflowTracker(self.tracking_uri, self.experiment, run_name=self.run_name, tags=self.tags) as tracker:
                 tracker.log_params(self._params())
                 result = self._run()
                 self._track(tracker, result)
