@@ -156,17 +156,28 @@ def run_pipeline(settings: PipelineSettings | None = None) -> PipelineResult:
         raise InputError(data_dir, f"needs training and test samples, found {counts}")
     seconds["data"] = time.perf_counter() - t0
 
-    # MLflow: parent run + one child per stage
-    uri = resolve_tracking_uri(s.tracking_uri, out)
+    # MLflow: parent run + one child per stage. Under `mlflow run` (MLFLOW_RUN_ID set) its run is the parent.
+    outer_run = os.environ.get("MLFLOW_RUN_ID")
+    if outer_run and not s.tracking_uri:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+    else:
+        uri = resolve_tracking_uri(s.tracking_uri, out)
     client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(s.experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(s.experiment, _local_artifact_root(uri))
-    parent = client.create_run(exp_id, run_name="pipeline", tags={"data_dir": str(data_dir)})
-    parent_id = parent.info.run_id
+    if outer_run:
+        parent_id = outer_run
+        exp_id = client.get_run(parent_id).info.experiment_id
+        experiment = client.get_experiment(exp_id).name
+    else:
+        experiment = s.experiment
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(experiment, _local_artifact_root(uri))
+        parent_id = client.create_run(exp_id, run_name="pipeline", tags={"data_dir": str(data_dir)}).info.run_id
     client.log_param(parent_id, "data_dir", str(data_dir))
     client.log_param(parent_id, "stage1_epochs", s.stage1_epochs)
     client.log_param(parent_id, "stage2_epochs", s.stage2_epochs)
-    tracking = {"tracking_uri": uri, "experiment_name": s.experiment}
+    tracking = {"tracking_uri": uri, "experiment_name": experiment}
     common = {
         "bundle_root": str(BUNDLE_2D),
         "ckpt_dir": str(models),
@@ -228,7 +239,7 @@ def run_pipeline(settings: PipelineSettings | None = None) -> PipelineResult:
                 eval_dir,
                 tracking=True,
                 tracking_uri=uri,
-                experiment=s.experiment,
+                experiment=experiment,
                 run_name="evaluate",
                 tags={"mlflow.parentRunId": parent_id, "stage": "evaluate"},
                 progress=s.progress,
@@ -236,14 +247,16 @@ def run_pipeline(settings: PipelineSettings | None = None) -> PipelineResult:
             result = evaluator.run()
             seconds["evaluate"] = time.perf_counter() - t0
     except BaseException:
-        client.set_terminated(parent_id, "FAILED")
+        if not outer_run:
+            client.set_terminated(parent_id, "FAILED")
         raise
     for k, v in seconds.items():
         client.log_metric(parent_id, f"seconds_{k}", v)
     for f in ("summary.md", "panel.png"):
         if (eval_dir / f).is_file():
             client.log_artifact(parent_id, str(eval_dir / f))
-    client.set_terminated(parent_id, "FINISHED")
+    if not outer_run:  # `mlflow run` ends its own run
+        client.set_terminated(parent_id, "FINISHED")
     return PipelineResult(
         output_dir=out,
         datalist=datalist_path,

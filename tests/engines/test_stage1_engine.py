@@ -101,11 +101,12 @@ class TestStage1Data(unittest.TestCase):
     def test_latest_checkpoint(self):
         with tempfile.TemporaryDirectory() as tmp:
             self.assertIsNone(latest_checkpoint(tmp))
-            for i, name in enumerate(["checkpoint_epoch=2.pt", "checkpoint_epoch=10.pt", "other.pt"]):
+            names = ["stage1_checkpoint_iteration=20.pt", "stage1_checkpoint_iteration=10.pt", "x.txt"]
+            for i, name in enumerate(names):
                 path = os.path.join(tmp, name)
                 open(path, "w").close()
                 os.utime(path, (time.time() + i, time.time() + i))
-            self.assertEqual(os.path.basename(latest_checkpoint(tmp)), "checkpoint_epoch=10.pt")
+            self.assertEqual(os.path.basename(latest_checkpoint(tmp)), "stage1_checkpoint_iteration=10.pt")
 
 
 if __name__ == "__main__":
