@@ -53,8 +53,8 @@ class PipelineSettings:
     data_dir: str | os.PathLike | None = None
     phantom_size: int = 96
     phantom_cases: int = 4
-    stage1_epochs: int = 6
-    stage2_epochs: int = 4
+    stage1_epochs: int = 15
+    stage2_epochs: int = 8
     patch_size: int = 64
     stage2_roi: int = 64
     tracking_uri: str | None = None

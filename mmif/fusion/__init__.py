@@ -9,7 +9,7 @@ sample batch and recombines colour.
 
 from __future__ import annotations
 
-from mmif.fusion.apply import FusionMethodInferer, fuse_batch, fuse_sample, recombine_color
+from mmif.fusion.apply import fuse_batch, fuse_sample, recombine_color
 from mmif.fusion.base import (
     FusionMethod,
     available_fusion_methods,
@@ -49,5 +49,4 @@ __all__ = [
     "fuse_batch",
     "fuse_sample",
     "recombine_color",
-    "FusionMethodInferer",
 ]

@@ -11,17 +11,16 @@ grey outputs grey use ``"fused"`` where ``"is_color"`` is false.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from monai.inferers import Inferer, SlidingWindowInferer
 from monai.networks import eval_mode
 
 from mmif.fusion.base import check_fusion_input
 from mmif.transforms.color import ycbcr_to_rgb
 
-__all__ = ["fuse_batch", "fuse_sample", "recombine_color", "FusionMethodInferer"]
+__all__ = ["fuse_batch", "fuse_sample", "recombine_color"]
 
 
 def _is_color_flags(value: Any, batch_size: int) -> torch.Tensor:
@@ -117,40 +116,3 @@ def fuse_sample(
         batch["chroma"] = sample["chroma"][None]
     out = fuse_batch(method, batch, device=device)
     return {"fused": out["fused"][0], "fused_rgb": out["fused_rgb"][0], "is_color": bool(out["is_color"][0])}
-
-
-class FusionMethodInferer(Inferer):
-    """Run a fusion method on ``(B, M, *spatial)`` inputs inside MONAI workflows (evaluators, bundle configs).
-
-    Validates the input like :class:`~mmif.fusion.base.FusionMethod` does and, with ``roi_size``, fuses patch-wise
-    through :class:`monai.inferers.SlidingWindowInferer` (memory bounded by the window size). Classical methods are
-    not patch-local at their coarsest levels, so windows change their results slightly; use ``roi_size=None`` (whole
-    image, default) to reproduce them exactly.
-
-    Args:
-        roi_size: sliding-window size per spatial dimension, or ``None`` to fuse whole images.
-        sw_batch_size: windows per network call.
-        overlap: window overlap fraction.
-        mode: window blending, ``"gaussian"`` or ``"constant"``.
-    """
-
-    def __init__(
-        self,
-        roi_size: Sequence[int] | int | None = None,
-        sw_batch_size: int = 1,
-        overlap: float = 0.25,
-        mode: str = "gaussian",
-    ) -> None:
-        super().__init__()
-        self.window = (
-            None
-            if roi_size is None
-            else SlidingWindowInferer(roi_size=roi_size, sw_batch_size=sw_batch_size, overlap=overlap, mode=mode)
-        )
-
-    def __call__(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any):
-        """Fuse ``inputs`` ``(B, M, *spatial)`` with ``network``; returns ``(B, 1, *spatial)``."""
-        inputs = check_fusion_input(inputs, type(network).__name__)
-        if self.window is None:
-            return network(inputs, *args, **kwargs)
-        return self.window(inputs, network, *args, **kwargs).clamp(0.0, 1.0)

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from monai.inferers import Inferer, SlidingWindowInferer
 from monai.utils import ensure_tuple_rep
 
+from mmif.fusion.base import check_fusion_input
+
 __all__ = ["FusionInferer", "pad_to_multiple"]
 
 
@@ -145,9 +147,7 @@ class FusionInferer(Inferer):
         Returns:
             ``(B, 1, H, W[, D])`` fused image in [0, 1], on ``device`` (default: the input's device).
         """
-        if not isinstance(inputs, torch.Tensor) or inputs.ndim not in (4, 5):
-            shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-            raise ValueError(f"{type(self).__name__}: expected (B, M, H, W[, D]) sources, got {shape}.")
+        inputs = check_fusion_input(inputs, type(self).__name__)
         if self.seed is None:
             out = self._run(inputs, network, *args, **kwargs)
         else:

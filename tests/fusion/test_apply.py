@@ -6,7 +6,8 @@ import torch
 from monai.data import MetaTensor
 from parameterized import parameterized
 
-from mmif.fusion import FusionMethod, FusionMethodInferer, fuse_batch, fuse_sample, get_fusion_method
+from mmif.fusion import FusionMethod, fuse_batch, fuse_sample, get_fusion_method
+from mmif.inferers import FusionInferer
 from mmif.transforms.color import rgb_to_ycbcr
 from tests.fusion._helpers import random_sources
 
@@ -87,21 +88,21 @@ class TestFuseBatch(unittest.TestCase):
             fuse_batch(lambda x: x, {"image": image})
 
 
-class TestFusionMethodInferer(unittest.TestCase):
+class TestFusionInfererWithClassicalMethods(unittest.TestCase):
     def test_whole_image(self):
         x = random_sources((20, 18), m=2)
         method = get_fusion_method("laplacian")
-        torch.testing.assert_close(FusionMethodInferer()(x, method), method(x), atol=0, rtol=0)
+        torch.testing.assert_close(FusionInferer()(x, method), method(x), atol=0, rtol=0)
 
     def test_sliding_window_of_a_pixel_rule_is_exact(self):
         x = random_sources((20, 18, 9), m=3, b=1)
-        out = FusionMethodInferer(roi_size=(8, 8, 8), sw_batch_size=2)(x, get_fusion_method("average"))
+        out = FusionInferer(roi_size=(8, 8, 8), sw_batch_size=2)(x, get_fusion_method("average"))
         self.assertEqual(tuple(out.shape), (1, 1, 20, 18, 9))
         torch.testing.assert_close(out, x.mean(1, keepdim=True), atol=1e-5, rtol=0)
 
     def test_validates_input(self):
         with self.assertRaises(ValueError):
-            FusionMethodInferer()(torch.rand(1, 1, 8, 8), get_fusion_method("average"))
+            FusionInferer()(torch.rand(1, 1, 8, 8), get_fusion_method("average"))
 
 
 if __name__ == "__main__":
