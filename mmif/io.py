@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def _loader_for(kind: str) -> LoadImage:
     # one LoadImage per reader kind: building one constructs every MONAI reader (and logs about optional codecs)
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
     reader = {"raster": lambda: PILReader(reverse_indexing=False), "nifti": NibabelReader, "itk": ITKReader}[kind]()
-    return LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)
+    with warnings.catch_warnings():  # LoadImage also builds its GPU DICOM reader, which warns on CPU-only machines
+        warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+        return LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)
 
 
 def _loader(path: Path) -> LoadImage:
