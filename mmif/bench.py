@@ -1,8 +1,12 @@
 """Benchmark machinery behind ``mmif bench``: named targets that time a part of mmif and print figures.
 
 :data:`TARGETS` maps a target name to ``run(args) -> None``; ``args`` is the parsed ``mmif bench`` namespace
-(``repeats``, ``threads``, ``size``, ``warmup``). Add a target by adding an entry (``TARGETS["fuse"] = run_fuse``) or
-with :func:`register_target`; the CLI lists whatever is registered.
+(``repeats``, ``threads``, ``size``, ``warmup``). Add a target with :func:`register_target` (or an entry in
+:data:`TARGETS`); the CLI lists whatever is registered. A target with options of its own registers a
+``configure(parser)`` too (:data:`TARGET_OPTIONS`); :func:`add_target_options` adds them to the ``mmif bench`` parser,
+and a target reads them with ``getattr(args, name, default)`` so it also runs from a parser without them.
+
+Targets: ``metrics`` (here) and ``fuse`` (:mod:`mmif.bench_fuse`, imported at the end of this module).
 
 Timings are wall-clock medians over ``repeats`` runs after ``warmup`` runs, with ``torch.set_num_threads(threads)``.
 They depend on the machine and its load: report them with the command and the machine state.
@@ -19,16 +23,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["TARGETS", "register_target", "time_call", "metric_triple", "run_metrics"]
+__all__ = ["TARGETS", "TARGET_OPTIONS", "register_target", "add_target_options", "time_call", "metric_triple", "run_metrics"]
 
 #: target name -> ``run(args)``; other modules add their own targets.
 TARGETS: dict[str, Callable[[argparse.Namespace], None]] = {}
 
 
-def register_target(name: str, run: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
-    """Add ``run`` to :data:`TARGETS` under ``name`` (returns ``run``, so it can decorate)."""
+#: target name -> ``configure(parser)`` adding the target's own options.
+TARGET_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+
+
+def register_target(
+    name: str,
+    run: Callable[[argparse.Namespace], None],
+    configure: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> Callable[[argparse.Namespace], None]:
+    """Add ``run`` to :data:`TARGETS` under ``name`` (returns ``run``, so it can decorate), and its option-adding
+    ``configure(parser)`` to :data:`TARGET_OPTIONS` when given."""
     TARGETS[name] = run
+    if configure is not None:
+        TARGET_OPTIONS[name] = configure
     return run
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """Add every registered target's own options to ``parser``, one argument group per target (once per parser)."""
+    if parser.get_default("_bench_target_options"):
+        return
+    parser.set_defaults(_bench_target_options=True)
+    for name, configure in sorted(TARGET_OPTIONS.items()):
+        configure(parser.add_argument_group(f"{name} options"))
 
 
 def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, float, float]:
@@ -104,3 +128,7 @@ def run_metrics(args: argparse.Namespace) -> None:
 
 
 register_target("metrics", run_metrics)
+
+
+# registers the "fuse" target (mmif.bench_fuse imports register_target and time_call from above)
+import mmif.bench_fuse  # noqa: E402,F401  (isort: skip)

@@ -1,7 +1,6 @@
 """Multi-timestep decoder features of a frozen diffusion-trained UNet (the Stage I → Stage II interface).
 
-Following DM-FNet (He et al., "DM-FNet: Unified multimodal medical image fusion via diffusion process-trained
-encoder-decoder", IEEE TMM 2025), every source image is noised to a few small timesteps, the Stage I
+Following DM-FNet (IEEE Transactions on Multimedia, 2025; github.com/HeDan-11/DM-FNet), every source image is noised to a few small timesteps, the Stage I
 :class:`monai.networks.nets.DiffusionModelUNet` is run on the noisy images, and the activations of its decoder are kept
 as multi-scale features for the fusion head. MONAI's UNet returns only its output, so the features are read through
 forward hooks on ``up_blocks[i]`` (or a sub-module of it) and ``middle_block``; the network file is not forked.
