@@ -21,7 +21,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 from PIL import Image
 
 from mmif.cli import main as cli_main
-from tests.bundles.test_stage2_bundles import TINY_SCHEDULER, meta_file, write_2d_data, write_3d_data, write_tiny_stage1
+from tests.bundles._helpers import TINY_SCHEDULER, meta_file, write_2d_data, write_3d_data, write_tiny_stage1
 from tests.utils import REPO_ROOT
 
 

@@ -8,60 +8,21 @@ import shutil
 import tempfile
 import unittest
 
-import numpy as np
 import torch
+from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 from monai.bundle.utils import DEFAULT_METADATA
-from ignite.engine import Events
-from PIL import Image
 
 from mmif.networks.feature_extractor import load_stage1_weights
+from tests.bundles._helpers import build_tiny as _build_tiny
+from tests.bundles._helpers import tiny_net as _tiny_net
+from tests.bundles._helpers import write_2d_dataset as _write_2d_dataset
+from tests.bundles._helpers import write_3d_dataset as _write_3d_dataset
 from tests.utils import REPO_ROOT
 
 BUNDLE_2D = REPO_ROOT / "bundles" / "brain_mmif_2d"
 BUNDLE_3D = REPO_ROOT / "bundles" / "volume_mmif_3d"
 
-
-
-def _tiny_net(spatial_dims: int) -> dict:
-    """A whole ``network_def`` override (the bundle's one is a ``%`` macro, so it is replaced, not patched)."""
-    return {
-        "_target_": "monai.networks.nets.DiffusionModelUNet",
-        "spatial_dims": spatial_dims,
-        "in_channels": 1,
-        "out_channels": 1,
-        "channels": [8, 8, 8],
-        "attention_levels": [False, False, True],
-        "num_res_blocks": 1,
-        "norm_num_groups": 8,
-        "num_head_channels": 8,
-    }
-
-
-def _write_2d_dataset(root: str, cases: int = 3, slices: int = 2, size: int = 40) -> None:
-    """Harvard-like layout: MRI_CT/train/{MRI,CT}/<case><3-digit slice>.png, smooth random blobs."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:size, :size] / size
-    for mod in ("MRI", "CT"):
-        os.makedirs(os.path.join(root, "MRI_CT", "train", mod), exist_ok=True)
-    for c in range(1, cases + 1):
-        for s in range(slices):
-            name = f"{c}{s:03d}"
-            for mod in ("MRI", "CT"):
-                cx, cy, r = rng.uniform(0.3, 0.7, 3)
-                img = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (0.1 * r)) * 255
-                Image.fromarray(img.astype(np.uint8)).save(os.path.join(root, "MRI_CT", "train", mod, name + ".png"))
-
-
-def _write_3d_dataset(root: str, cases: int = 3, size: int = 20) -> None:
-    import nibabel as nib
-
-    rng = np.random.default_rng(0)
-    for c in range(cases):
-        os.makedirs(os.path.join(root, f"case{c}"), exist_ok=True)
-        for mod in ("t1", "pet"):
-            vol = rng.random((size, size, size)).astype(np.float32)
-            nib.save(nib.Nifti1Image(vol, np.eye(4)), os.path.join(root, f"case{c}", f"{mod}.nii.gz"))
 
 
 class TestStage1Bundle(unittest.TestCase):
@@ -166,12 +127,6 @@ class TestStage1Bundle(unittest.TestCase):
         sizes = {"patch_size": [16, 16, 16], "val_patch_size": [16, 16, 16], "modalities": ["t1", "pet"]}
         trainer, metrics = self._run(self._workflow(BUNDLE_3D, data, **sizes))
         self._check_first_epoch(trainer, metrics, ("t1", "pet"))
-
-
-def _build_tiny(spatial_dims: int):
-    from monai.bundle import ConfigParser
-
-    return ConfigParser({"net": _tiny_net(spatial_dims)}).get_parsed_content("net")
 
 
 if __name__ == "__main__":
