@@ -23,7 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["TARGETS", "TARGET_OPTIONS", "register_target", "add_target_options", "time_call", "metric_triple", "run_metrics"]
+__all__ = [
+    "TARGETS",
+    "TARGET_OPTIONS",
+    "register_target",
+    "add_target_options",
+    "time_call",
+    "metric_triple",
+    "run_metrics",
+]
 
 #: target name -> ``run(args)``; other modules add their own targets.
 TARGETS: dict[str, Callable[[argparse.Namespace], None]] = {}

@@ -236,7 +236,7 @@ def build_learned(
             raise InputError(preset, f"cannot read the Stage I preset ({type(e).__name__}: {e})") from e
         missing = [k for k in ("network_def", "noise_scheduler") if k not in content]
         if missing:
-            raise InputError(preset, f"a Stage I preset needs the keys network_def and noise_scheduler; missing {missing}")
+            raise InputError(preset, f"a Stage I preset needs network_def and noise_scheduler; missing {missing}")
         values["unet_def"] = content["network_def"]
         values["scheduler_def"] = content["noise_scheduler"]
     if timesteps is not None:

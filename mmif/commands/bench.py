@@ -4,7 +4,8 @@ Example::
 
     mmif bench metrics --repeats 20 --threads 2
 
-Targets come from :data:`mmif.bench.TARGETS` (``metrics``: the 13 default fusion metrics on one 256² triple).
+Targets come from :data:`mmif.bench.TARGETS`: ``metrics`` (the 13 default fusion metrics on one 256² triple) and
+``fuse`` (the learned fusion beside the classical baselines on one 256² pair, :mod:`mmif.bench_fuse`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ __all__ = ["configure", "main"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench`` arguments to ``parser``."""
-    from mmif.bench import TARGETS
+    from mmif.bench import TARGETS, add_target_options
 
     parser.add_argument("target", choices=sorted(TARGETS), help="what to time")
     parser.add_argument("--repeats", type=int, default=20, metavar="N", help="timed runs; the median is reported")
     parser.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed runs first (default 2)")
     parser.add_argument("--threads", type=int, default=2, metavar="N", help="torch CPU threads (default 2)")
     parser.add_argument("--size", type=int, default=256, metavar="PX",
-                        help="side of generated test images when the real data is absent (default 256)")
+                        help="side of the test images (the real pair is resized for fuse; generated images otherwise)")
+    add_target_options(parser)  # each target's own options (fuse: --preset, --timesteps, --override, ...)
 
 
 def main(args: argparse.Namespace) -> int:
