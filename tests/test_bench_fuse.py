@@ -55,7 +55,7 @@ class TestFuseTarget(unittest.TestCase):
         self.threads = torch.get_num_threads()
         self.tmp = tempfile.TemporaryDirectory()
         self.preset = Path(self.tmp.name) / "tiny.json"
-        self.preset.write_text(json.dumps(TINY_PRESET))
+        self.preset.write_text(json.dumps(TINY_PRESET), encoding="utf-8")
 
     def tearDown(self):
         torch.set_num_threads(self.threads)
@@ -207,7 +207,7 @@ class TestPieces(unittest.TestCase):
     def test_bad_preset(self):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "p.json"
-            path.write_text(json.dumps({"network_def": TINY_PRESET["network_def"]}))
+            path.write_text(json.dumps({"network_def": TINY_PRESET["network_def"]}), encoding="utf-8")
             with self.assertRaises(InputError) as ctx:
                 build_learned(preset=path)
             self.assertIn("noise_scheduler", str(ctx.exception))

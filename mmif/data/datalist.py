@@ -164,7 +164,7 @@ def _read_index(root: Path) -> dict[tuple, str]:
         return {}
     index: dict[tuple, str] = {}
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             missing = {"task", "name", "case_id"} - set(reader.fieldnames or ())
             if missing:
@@ -613,7 +613,7 @@ def write_datalist(datalist: Mapping, path: str | os.PathLike) -> Path:
     """
     _check_datalist(dict(datalist), path)
     text = json.dumps(datalist, indent=2) + "\n"
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def load_datalist(
@@ -637,7 +637,7 @@ def load_datalist(
     if not path.is_file():
         raise InputError(path, "datalist file not found")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputError(path, f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
     except (OSError, UnicodeDecodeError) as e:

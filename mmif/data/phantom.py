@@ -408,7 +408,7 @@ def write_phantom_dataset(
         _write_3d(root, n_cases, shape, seed, spacing)
         layout = _LAYOUT_3D.format()
     text = _README.format(args=args, layout=layout)
-    atomic_write(root / "README.md", lambda tmp: Path(tmp).write_text(text))
+    atomic_write(root / "README.md", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return root
 
 
@@ -434,7 +434,7 @@ def _write_2d(
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("task", "split", "name", "case_id", "slice"))
     writer.writerows(rows)
-    atomic_write(root / "index.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    atomic_write(root / "index.csv", lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8"))
 
 
 def _write_3d(root: Path, n_cases: int, shape: tuple, seed: int, spacing: float) -> None:

@@ -143,7 +143,7 @@ def meta_file(bundle: str, tmp: Path) -> str:
     if path.is_file():
         return str(path)
     out = Path(tmp) / "metadata.json"
-    out.write_text(json.dumps(DEFAULT_METADATA))
+    out.write_text(json.dumps(DEFAULT_METADATA), encoding="utf-8")
     return str(out)
 
 

@@ -111,7 +111,7 @@ class TestBundleLayout(unittest.TestCase):
 
     @parameterized.expand(BUNDLES)
     def test_readme_sections_in_model_zoo_order(self, bundle, _):
-        text = (REPO_ROOT / "bundles" / bundle / "docs" / "README.md").read_text()
+        text = (REPO_ROOT / "bundles" / bundle / "docs" / "README.md").read_text(encoding="utf-8")
         headings = [line.lstrip("#").strip() for line in text.splitlines() if line.startswith("## ")]
         found = [next((i for i, h in enumerate(headings) if h.startswith(s)), -1) for s in README_SECTIONS]
         self.assertNotIn(-1, found, f"{bundle}: README lacks one of {README_SECTIONS}: {headings}")
@@ -128,8 +128,8 @@ class TestMultiGPUOverlayIds(unittest.TestCase):
 
     @parameterized.expand([(b, s) for b, _ in BUNDLES for s in ("train_stage1", "train_stage2")])
     def test_indexed_ids_point_at_rank0_handlers(self, bundle, stage):
-        base = json.loads((configs_of(bundle) / f"{stage}.json").read_text())
-        overlay = json.loads((configs_of(bundle) / f"multi_gpu_{stage}.json").read_text())
+        base = json.loads((configs_of(bundle) / f"{stage}.json").read_text(encoding="utf-8"))
+        overlay = json.loads((configs_of(bundle) / f"multi_gpu_{stage}.json").read_text(encoding="utf-8"))
         checked = 0
         for key in overlay:
             parts = key.split("#")
@@ -160,17 +160,17 @@ class TestMetadata(unittest.TestCase):
 
     @parameterized.expand([("version",), ("network_data_format",), ("changelog",)])
     def test_verify_metadata_rejects_missing_field(self, field):
-        meta = json.loads((configs_of("brain_mmif_2d") / "metadata.json").read_text())
+        meta = json.loads((configs_of("brain_mmif_2d") / "metadata.json").read_text(encoding="utf-8"))
         del meta[field]
         bad = self.tmp / "metadata.json"
-        bad.write_text(json.dumps(meta))
+        bad.write_text(json.dumps(meta), encoding="utf-8")
         with no_download(), self.assertRaisesRegex(ValueError, field):
             verify_metadata(meta_file=str(bad), filepath=str(SCHEMA))
 
     @parameterized.expand(BUNDLES)
     def test_metadata_agrees_with_configs(self, bundle, spatial_dims):
-        meta = json.loads((configs_of(bundle) / "metadata.json").read_text())
-        infer = json.loads((configs_of(bundle) / "inference.json").read_text())
+        meta = json.loads((configs_of(bundle) / "metadata.json").read_text(encoding="utf-8"))
+        infer = json.loads((configs_of(bundle) / "inference.json").read_text(encoding="utf-8"))
         self.assertEqual(infer["spatial_dims"], spatial_dims)
         self.assertIn(meta["version"], meta["changelog"])
         for key in ("inputs", "outputs"):
@@ -332,7 +332,7 @@ class TestWorkflowProperties(unittest.TestCase):
 
         props = {k: v for k, v in InferProperties.items() if k not in ("network_def", "inferer")}
         path = self.tmp / "evaluation_properties.json"
-        path.write_text(json.dumps({"infer": props, "meta": MetaProperties}))  # MONAI files "eval" under "infer"
+        path.write_text(json.dumps({"infer": props, "meta": MetaProperties}), encoding="utf-8")  # MONAI files "eval" under "infer"
         wf = ConfigWorkflow(
             config_file=str(configs_of("brain_mmif_2d") / "evaluate.json"),
             meta_file=meta_file("brain_mmif_2d", self.tmp),
@@ -386,7 +386,7 @@ class TestWorkflowProperties(unittest.TestCase):
     def test_command_line_merged_configs(self):
         """The documented command: ``python -m monai.bundle run`` with a list of config files and flat-id overrides."""
         tiny = self.tmp / "tiny.json"
-        tiny.write_text(json.dumps({"network_def": tiny_net(2)}))
+        tiny.write_text(json.dumps({"network_def": tiny_net(2)}), encoding="utf-8")
         configs = [str(configs_of("brain_mmif_2d") / "train_stage1.json"), str(tiny)]
         out = self.tmp / "out"
         cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs),

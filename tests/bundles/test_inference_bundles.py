@@ -32,10 +32,10 @@ def make_tiny_bundle(root: Path, bundle: str, spatial_dims: int) -> dict:
     """
     unet = write_tiny_stage1(root / "models" / "stage1_unet.pt", spatial_dims)
     override = {"unet_def": unet, "scheduler_def": TINY_SCHEDULER}
-    config = json.loads((REPO_ROOT / "bundles" / bundle / "configs" / "inference.json").read_text())
+    config = json.loads((REPO_ROOT / "bundles" / bundle / "configs" / "inference.json").read_text(encoding="utf-8"))
     config.update(override)
     (root / "configs").mkdir(parents=True, exist_ok=True)
-    (root / "configs" / "inference.json").write_text(json.dumps(config, indent=4))
+    (root / "configs" / "inference.json").write_text(json.dumps(config, indent=4), encoding="utf-8")
     parser = ConfigParser(config)
     parser["bundle_root"] = str(root)
     torch.manual_seed(1)

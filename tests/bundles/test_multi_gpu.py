@@ -125,7 +125,7 @@ def _worker(rank: int, tmp: str, ports: list[int]) -> None:
         }
         wf.finalize()
         result["finalized"] = not torch.distributed.is_initialized()
-        (tmp_ / f"result_{bundle}_{stage}_rank{rank}.json").write_text(json.dumps(result))
+        (tmp_ / f"result_{bundle}_{stage}_rank{rank}.json").write_text(json.dumps(result), encoding="utf-8")
 
 
 @unittest.skipUnless(torch.distributed.is_available() and torch.distributed.is_gloo_available(), "needs gloo")
@@ -146,7 +146,7 @@ class TestMultiGPUOverlays(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def _results(self, bundle: str, stage: str) -> list[dict]:
-        return [json.loads((self.tmp / f"result_{bundle}_{stage}_rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
+        return [json.loads((self.tmp / f"result_{bundle}_{stage}_rank{r}.json").read_text(encoding="utf-8")) for r in range(WORLD_SIZE)]
 
     def _check(self, bundle: str, stage: str, weights: str) -> tuple[dict, dict]:
         r0, r1 = self._results(bundle, stage)

@@ -51,7 +51,7 @@ class TestStage1Bundle(unittest.TestCase):
         meta_file = bundle / "configs" / "metadata.json"
         if not meta_file.is_file():  # the bundle metadata is written with issue 5; a stand-in keeps the run quiet
             meta_file = os.path.join(self.tmp, "metadata.json")
-            with open(meta_file, "w") as f:
+            with open(meta_file, "w", encoding="utf-8") as f:
                 json.dump(dict(DEFAULT_METADATA), f)
         return ConfigWorkflow(
             workflow_type="train",

@@ -36,7 +36,7 @@ class TestCommands(unittest.TestCase):
                               "--seed", "1", "--no-progress")
         self.assertEqual(code, 0)
         self.assertIn("MRI_PET", stdout)
-        datalist = json.loads((self.root / "dl.json").read_text())
+        datalist = json.loads((self.root / "dl.json").read_text(encoding="utf-8"))
         self.assertEqual(sum(len(v) for v in datalist.values()), 3 * 2 * 2)
 
     def test_prepare_error_is_one_line_and_status_2(self):

@@ -75,7 +75,7 @@ class TestPairs2D(unittest.TestCase):
     def test_index_csv_gives_case_ids(self):
         write_pair_folder(self.root, "MRI_CT", names=("a1", "a2", "b1"))
         rows = ["task,split,name,case_id,slice", "MRI_CT,,a1,7,1", "MRI_CT,,a2,7,2", "MRI_CT,,b1,8,1"]
-        (self.root / "index.csv").write_text("\n".join(rows) + "\n")
+        (self.root / "index.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
         samples, _ = find_pairs_2d(self.root)
         self.assertEqual([s.entry["case_id"] for s in samples], ["7", "7", "8"])
 
@@ -171,7 +171,7 @@ class TestDatalistFile(unittest.TestCase):
 
     def test_relative_paths_resolve_against_the_file(self):
         write_png(self.root / "MRI/1.png")
-        (self.root / "d.json").write_text(json.dumps({"training": [{"image": ["MRI/1.png", "CT/1.png"]}]}))
+        (self.root / "d.json").write_text(json.dumps({"training": [{"image": ["MRI/1.png", "CT/1.png"]}]}), encoding="utf-8")
         loaded = load_datalist(self.root / "d.json")
         self.assertEqual(loaded["training"][0]["image"][0], str(self.root / "MRI/1.png"))
         self.assertEqual(loaded["test"], [])
@@ -190,7 +190,7 @@ class TestDatalistFile(unittest.TestCase):
     )
     def test_load_errors_name_the_file(self, _, text, problem):
         path = self.root / "bad.json"
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         with self.assertRaises(InputError) as cm:
             load_datalist(path)
         self.assertIn(str(path), str(cm.exception))

@@ -56,7 +56,7 @@ class TestCases3D(unittest.TestCase):
                 write_nifti(self.root / c / f"{m}.nii.gz", seed=i)
         (self.root / "caseC/spect.nii.gz").unlink()
         write_nifti(self.root / "caseB/seg.nii.gz")
-        (self.root / "caseA/LICENSE.txt").write_text("licence")
+        (self.root / "caseA/LICENSE.txt").write_text("licence", encoding="utf-8")
 
     def test_modalities_chosen_and_incomplete_cases_reported(self):
         self.make_cases()

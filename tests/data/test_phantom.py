@@ -90,7 +90,7 @@ class TestWritePhantom(unittest.TestCase):
                 self.assertEqual(img.mode, "RGB" if m in ("PET", "SPECT") else "L")
             self.assertEqual(r["name"], f"{r['case_id']}{int(r['slice']):03d}")
         self.assertEqual({r["split"] for r in rows if r["case_id"] in ("2", "4", "6")}, {"test"})
-        self.assertIn("SYNTHETIC", (out / "README.md").read_text())
+        self.assertIn("SYNTHETIC", (out / "README.md").read_text(encoding="utf-8"))
         # the written folder is a valid dataset, and its test split is by case
         datalist, problems = build_datalist(out, val_fraction=0.0)
         self.assertEqual(problems, [])
@@ -123,7 +123,7 @@ class TestWritePhantom(unittest.TestCase):
         self.assertEqual(datalist["test"][0]["modalities"], ["mri", "ct", "pet", "spect"])
 
     def test_refuses_a_foreign_folder_but_rewrites_a_phantom(self):
-        (self.root / "mine.txt").write_text("keep me")
+        (self.root / "mine.txt").write_text("keep me", encoding="utf-8")
         with self.assertRaises(InputError):
             write_phantom_dataset(self.root, n_cases=1, slices_per_case=1, size=16, test_cases=0)
         p = write_phantom_dataset(self.root / "p", n_cases=1, slices_per_case=1, size=16, test_cases=0)

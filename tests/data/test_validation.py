@@ -85,7 +85,7 @@ class TestFolderErrors2D(unittest.TestCase):
 
     def test_not_an_image(self):
         txt = self.root / "MRI_CT/CT/notes.txt"
-        txt.write_text("x")
+        txt.write_text("x", encoding="utf-8")
         self.assert_error_names(txt, ["not a 2D image"], validate=False)
 
     def test_skip_bad_reports_every_bad_sample(self):

@@ -51,7 +51,7 @@ class TestEvaluateBundleConfig(unittest.TestCase):
 
     def test_run_on_datalist(self):
         path = self.tmp / "datalist.json"
-        path.write_text(json.dumps({"test": self.datalist["test"][:1]}))
+        path.write_text(json.dumps({"test": self.datalist["test"][:1]}), encoding="utf-8")
         out = self.tmp / "out_dl"
         run(config_file=str(CONFIG), datalist=str(path), output_dir=str(out), methods=["maxabs"], metrics=["EN"],
             panel_rows=0, mlflow=False)

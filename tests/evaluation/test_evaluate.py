@@ -60,10 +60,10 @@ class TestEvaluate2D(unittest.TestCase):
         self.assertFalse((self.out / "mlflow.db").exists())  # tracking off
         with Image.open(self.out / "panel.png") as panel:
             self.assertGreater(panel.width, 100)
-        summary = json.loads((self.out / "summary.json").read_text())["summary"]
+        summary = json.loads((self.out / "summary.json").read_text(encoding="utf-8"))["summary"]
         self.assertEqual(sorted(summary), ["MRI_CT", "MRI_PET"])
         self.assertEqual(sorted(summary["MRI_PET"]), sorted(METHODS))
-        md = (self.out / "summary.md").read_text()
+        md = (self.out / "summary.md").read_text(encoding="utf-8")
         self.assertIn("| average |", md)
         self.assertIn("EN ↑", md)
 
@@ -286,7 +286,7 @@ class TestCommand(_TempDirCase):
 
         datalist = write_2d_layout(self.tmp / "data", n=1)
         path = self.tmp / "datalist.json"
-        path.write_text(json.dumps(datalist))
+        path.write_text(json.dumps(datalist), encoding="utf-8")
         out = self.tmp / "out"
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):

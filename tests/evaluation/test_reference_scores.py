@@ -28,7 +28,7 @@ def _tolerance(value: float) -> float:
 class TestAgainstReference(unittest.TestCase):
     def test_mri_ct_scores(self):
         shared = _REF.parent
-        cases = [c for c in json.loads((_REF / "metrics.json").read_text())["cases"] if c["task"] == "MRI_CT"]
+        cases = [c for c in json.loads((_REF / "metrics.json").read_text(encoding="utf-8"))["cases"] if c["task"] == "MRI_CT"]
         names = sorted({c["name"] for c in cases})[:2]
         entries = []
         for name in names:

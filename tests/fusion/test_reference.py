@@ -22,7 +22,7 @@ _REF = reference_root()
 
 
 def _cases(method: str, task: str | None = None):
-    cases = json.loads((_REF / "metrics.json").read_text())["cases"]
+    cases = json.loads((_REF / "metrics.json").read_text(encoding="utf-8"))["cases"]
     return [c for c in cases if c["method"] == method and (task is None or c["task"] == task)]
 
 

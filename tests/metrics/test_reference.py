@@ -35,7 +35,7 @@ def _read_gray(path) -> np.ndarray:
 
 
 def _cases() -> list[dict]:
-    return json.loads((_REF / "metrics.json").read_text())["cases"]
+    return json.loads((_REF / "metrics.json").read_text(encoding="utf-8"))["cases"]
 
 
 @unittest.skipIf(_REF is None, _SKIP)
