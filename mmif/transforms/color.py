@@ -148,7 +148,19 @@ def is_color_image(img: NdarrayOrTensor, channel_dim: int = 0, atol: float = 0.0
     return not (torch.allclose(r, g, rtol=0.0, atol=atol) and torch.allclose(r, b, rtol=0.0, atol=atol))
 
 
-class RGBToYCbCr(Transform):
+class _ColorTransform(Transform):
+    """Shared constructor of the colour transforms: a positive ``value_range`` and the channel dimension."""
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, value_range: float = 1.0, channel_dim: int = 0) -> None:
+        if not value_range > 0:
+            raise ValueError(f"{type(self).__name__}: value_range must be positive, got {value_range}")
+        self.value_range = value_range
+        self.channel_dim = channel_dim
+
+
+class RGBToYCbCr(_ColorTransform):
     """Convert a channel-first RGB image to Y, Cb, Cr (BT.601 full range, see :mod:`mmif.transforms.color`).
 
     Args:
@@ -158,14 +170,6 @@ class RGBToYCbCr(Transform):
     Raises:
         ValueError: ``value_range`` is not positive.
     """
-
-    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
-
-    def __init__(self, value_range: float = 1.0, channel_dim: int = 0) -> None:
-        if not value_range > 0:
-            raise ValueError(f"{type(self).__name__}: value_range must be positive, got {value_range}")
-        self.value_range = value_range
-        self.channel_dim = channel_dim
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """
@@ -178,7 +182,7 @@ class RGBToYCbCr(Transform):
         return rgb_to_ycbcr(img, channel_dim=self.channel_dim, value_range=self.value_range)
 
 
-class YCbCrToRGB(Transform):
+class YCbCrToRGB(_ColorTransform):
     """Convert a channel-first Y, Cb, Cr image back to RGB; the inverse of :class:`RGBToYCbCr`.
 
     Args:
@@ -190,13 +194,8 @@ class YCbCrToRGB(Transform):
         ValueError: ``value_range`` is not positive.
     """
 
-    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
-
     def __init__(self, value_range: float = 1.0, channel_dim: int = 0, clip: bool = True) -> None:
-        if not value_range > 0:
-            raise ValueError(f"{type(self).__name__}: value_range must be positive, got {value_range}")
-        self.value_range = value_range
-        self.channel_dim = channel_dim
+        super().__init__(value_range, channel_dim)
         self.clip = clip
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
@@ -210,7 +209,7 @@ class YCbCrToRGB(Transform):
         return ycbcr_to_rgb(img, channel_dim=self.channel_dim, value_range=self.value_range, clip=self.clip)
 
 
-class SplitLuminance(Transform):
+class SplitLuminance(_ColorTransform):
     """Split a source image into its luminance (fused) and its chroma (carried over to the fused image).
 
     A colour image ``(3, *spatial)`` gives ``Y (1, *spatial)`` and ``Cb, Cr (2, *spatial)``; a grey image
@@ -223,14 +222,6 @@ class SplitLuminance(Transform):
     Raises:
         ValueError: ``value_range`` is not positive.
     """
-
-    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
-
-    def __init__(self, value_range: float = 1.0, channel_dim: int = 0) -> None:
-        if not value_range > 0:
-            raise ValueError(f"{type(self).__name__}: value_range must be positive, got {value_range}")
-        self.value_range = value_range
-        self.channel_dim = channel_dim
 
     def __call__(self, img: NdarrayOrTensor) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
         """
@@ -260,7 +251,7 @@ class SplitLuminance(Transform):
         return y_out, chroma_out
 
 
-class RecombineColor(Transform):
+class RecombineColor(_ColorTransform):
     """Put a fused luminance and the source chroma back together as RGB, clipped to the gamut.
 
     Args:
@@ -272,13 +263,8 @@ class RecombineColor(Transform):
         ValueError: ``value_range`` is not positive.
     """
 
-    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
-
     def __init__(self, value_range: float = 1.0, channel_dim: int = 0, clip: bool = True) -> None:
-        if not value_range > 0:
-            raise ValueError(f"{type(self).__name__}: value_range must be positive, got {value_range}")
-        self.value_range = value_range
-        self.channel_dim = channel_dim
+        super().__init__(value_range, channel_dim)
         self.clip = clip
 
     def __call__(self, img: NdarrayOrTensor, chroma: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
