@@ -45,6 +45,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="samples fused together (default 8)")
     parser.add_argument("--device", default="cpu", help="torch device for the methods (default: cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    learned = parser.add_argument_group("dmfnet (the learned method): which trained weights")
+    learned.add_argument("--bundle", metavar="DIR", help="the bundle folder (default bundles/brain_mmif_2d)")
+    learned.add_argument("--checkpoint", metavar="PATH", help="the Stage II (fusion head) checkpoint")
+    learned.add_argument("--stage1-ckpt", metavar="PATH", help="the Stage I (diffusion UNet) checkpoint")
 
 
 def _check_methods(names: list[str]) -> None:
@@ -67,6 +71,22 @@ def _check_metrics(names: list[str] | None) -> None:
             raise InputError(None, f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(metric_names())}")
 
 
+def _resolve_methods(args: argparse.Namespace) -> list:
+    """Method names, with ``dmfnet`` built from ``--bundle/--checkpoint/--stage1-ckpt`` when any is given."""
+    from mmif.errors import InputError
+
+    weights = {"bundle": args.bundle, "checkpoint": args.checkpoint, "stage1_ckpt": args.stage1_ckpt}
+    given = {k: v for k, v in weights.items() if v is not None}
+    names = [n.strip().lower() for n in args.methods]
+    if not given:
+        return list(args.methods)
+    if "dmfnet" not in names:
+        raise InputError(None, "--bundle/--checkpoint/--stage1-ckpt choose dmfnet weights, but dmfnet is not in --methods")
+    from mmif.fusion import get_fusion_method
+
+    return [get_fusion_method("dmfnet", device=args.device, **given) if n == "dmfnet" else n for n in names]
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary; returns 0 (input problems raise :class:`~mmif.errors.InputError`)."""
     from mmif.errors import InputError
@@ -79,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
     _check_methods(args.methods)
     _check_metrics(args.metrics)
     result = evaluate(
-        methods=args.methods,
+        methods=_resolve_methods(args),
         output_dir=args.output,
         datalist=args.datalist,
         split=args.split,

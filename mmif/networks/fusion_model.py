@@ -30,6 +30,8 @@ __all__ = ["FusionModel"]
 
 def _accepts_image(head: nn.Module) -> bool:
     """Whether ``head.forward`` takes the source images as a second argument and uses them."""
+    if hasattr(head, "uses_image"):
+        return bool(head.uses_image)
     if hasattr(head, "image_skip"):
         return bool(head.image_skip)
     try:

@@ -190,6 +190,72 @@ class OutputHead(nn.Module):
         return torch.sigmoid(y) if self.output_activation == "sigmoid" else y.clamp(0.0, 1.0)
 
 
+class SourceWeightingHead(nn.Module):
+    """Fuses the source images themselves with per-voxel weights predicted from the fused and per-modality features.
+
+    For modality ``m`` a logit is predicted from ``[x, f_m, s_m]`` (fused features, the modality's own features, its
+    image) by a 3x3[x3] convolution shared across modalities; a softmax over modalities gives the weights ``w_m``, and
+    the output is ``clamp(sum_m w_m s_m + r, 0, 1)`` with a learned correction ``r`` predicted from ``x`` (its
+    convolution starts at zero, so a new head starts as a smooth weighted average of the sources). The output stays
+    on the sources' intensity scale: background that is black in every source stays exactly black.
+
+    ``selection="hard"`` makes the weights one-hot (each voxel takes the source with the largest logit: a learned
+    decision map, which keeps every source's exact intensities) and trains through the softmax with a
+    straight-through estimator. ``selection="relaxed"`` trains with the softmax weights and applies the one-hot weights
+    in eval mode (validation and inference): the decision map without the straight-through estimator's tendency to
+    switch sources pixel by pixel to create gradient. ``correction=False`` leaves out the correction ``r``: every fused voxel is then a
+    weighted mix (or, with hard selection, an exact copy) of the sources' voxels.
+
+    Args:
+        spatial_dims: number of spatial dimensions (2 or 3).
+        channels: channels of the fused and per-modality features.
+        out_channels: must be 1 (one luminance image).
+        selection: ``"soft"`` (softmax weights), ``"hard"`` (one-hot weights, straight-through gradients) or
+            ``"relaxed"`` (softmax weights in training mode, one-hot weights in eval mode).
+        correction: add the learned correction ``r``.
+    """
+
+    def __init__(
+        self, spatial_dims: int, channels: int, out_channels: int = 1, selection: str = "soft", correction: bool = True
+    ) -> None:
+        super().__init__()
+        if out_channels != 1:
+            raise ValueError(f"{type(self).__name__}: source weighting produces one channel, got {out_channels}.")
+        if selection not in ("soft", "hard", "relaxed"):
+            raise ValueError(
+                f"{type(self).__name__}: selection must be 'soft', 'hard' or 'relaxed', got {selection!r}."
+            )
+        self.selection = selection
+        self.logit = _conv_block(spatial_dims, 2 * channels + 1, 1, 3, None, None, conv_only=True)
+        self.correction = _conv_block(spatial_dims, channels, 1, 3, None, None, conv_only=True) if correction else None
+        if self.correction is not None:
+            nn.init.zeros_(self.correction.conv.weight)
+            nn.init.zeros_(self.correction.conv.bias)
+
+    def source_weights(self, x: torch.Tensor, per_modality: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, C, *S), ``per_modality`` (B, M, C, *S), ``image`` (B, M, *S) -> weights (B, M, *S), sum 1 over M."""
+        num_modalities = image.shape[1]
+        shared = x.unsqueeze(1).expand(-1, num_modalities, *x.shape[1:])
+        stacked = torch.cat([shared, per_modality, image.unsqueeze(2)], dim=2)
+        logits = unfold_modalities(self.logit(fold_modalities(stacked)), num_modalities).squeeze(2)
+        if self.selection == "soft" or (self.selection == "relaxed" and self.training):
+            return torch.softmax(logits, dim=1)
+        # one-hot on the largest logit (an exact tie, e.g. identical sources, splits evenly: order-invariant)
+        hard = (logits == logits.amax(dim=1, keepdim=True)).to(logits.dtype)
+        hard = hard / hard.sum(dim=1, keepdim=True)
+        if not logits.requires_grad:
+            return hard  # exactly one-hot at inference
+        weights = torch.softmax(logits, dim=1)
+        return hard + weights - weights.detach()  # forward: one-hot (to rounding); backward: the softmax's gradient
+
+    def forward(self, x: torch.Tensor, per_modality: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """-> fused (B, 1, *S) in [0, 1]."""
+        weighted = (self.source_weights(x, per_modality, image) * image).sum(dim=1, keepdim=True)
+        if self.correction is None:
+            return weighted
+        return (weighted + self.correction(x)).clamp(0.0, 1.0)
+
+
 class DiffusionFeatureFusionNet(nn.Module):
     """Fusion head on diffusion decoder features (DM-FNet Stage II), for 2 or more modalities in 2D or 3D.
 
@@ -204,6 +270,12 @@ class DiffusionFeatureFusionNet(nn.Module):
        the fused level (DM-FNet's two-input gate generalised to N inputs);
     3. progressive aggregation from the coarsest to the finest level (resample, add, 3x3 convolution), then an output
        head to one channel in [0, 1].
+
+    The output head is either DM-FNet's (``output_mode="image"``: a convolution from the fused features to the image)
+    or a source-weighting head (``output_mode="source_weights"``, :class:`SourceWeightingHead`): the features decide,
+    per voxel, how much of each source image goes into the fused image, plus a learned correction. The second keeps
+    the sources' exact intensities where one source dominates (black background stays black) and trains in far fewer
+    iterations; it needs the source images (``forward(features, image)``).
 
     All weights are independent of the number of modalities M and the fused output is invariant to their order
     (``num_modalities``, when given, is only checked). Optionally (``image_skip=True``) the source luminance images are
@@ -223,7 +295,12 @@ class DiffusionFeatureFusionNet(nn.Module):
         norm: normalisation type and arguments (MONAI ``Norm`` name or ``(name, args)``), ``None`` for none.
         attention_reduction: bottleneck ratio of the channel attention MLP.
         image_skip: embed the source images (``forward(..., image=...)``) into the finest level.
-        output_activation: ``"sigmoid"`` or ``"clamp"``, how the output is brought to [0, 1].
+        output_activation: ``"sigmoid"`` or ``"clamp"``, how the output is brought to [0, 1] (``"image"`` mode).
+        output_mode: ``"image"`` (a convolution to the fused image) or ``"source_weights"`` (per-voxel weights of the
+            source images plus a correction, see :class:`SourceWeightingHead`).
+        selection: ``"soft"``, ``"hard"`` or ``"relaxed"`` weights of the source-weighting head (see
+            :class:`SourceWeightingHead`).
+        correction: whether the source-weighting head adds its learned correction (see :class:`SourceWeightingHead`).
     """
 
     def __init__(
@@ -239,6 +316,9 @@ class DiffusionFeatureFusionNet(nn.Module):
         attention_reduction: int = 8,
         image_skip: bool = False,
         output_activation: str = "sigmoid",
+        output_mode: str = "image",
+        selection: str = "soft",
+        correction: bool = True,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -266,6 +346,8 @@ class DiffusionFeatureFusionNet(nn.Module):
             raise ValueError(f"{name}: hidden_channels, out_channels and attention_reduction must be positive.")
         if output_activation not in ("sigmoid", "clamp"):
             raise ValueError(f"{name}: output_activation must be 'sigmoid' or 'clamp', got {output_activation!r}.")
+        if output_mode not in ("image", "source_weights"):
+            raise ValueError(f"{name}: output_mode must be 'image' or 'source_weights', got {output_mode!r}.")
 
         self.spatial_dims = spatial_dims
         self.feature_channels = feature_channels
@@ -273,6 +355,7 @@ class DiffusionFeatureFusionNet(nn.Module):
         self.num_modalities = num_modalities
         self.hidden_channels = hidden_channels
         self.image_skip = image_skip
+        self.output_mode = output_mode
 
         # 1. timestep aggregation, 2. cross-modal fusion (one of each per level)
         self.timestep_blocks = nn.ModuleList(
@@ -288,7 +371,17 @@ class DiffusionFeatureFusionNet(nn.Module):
             _conv_block(spatial_dims, h, n, 3, act, norm) for h, n in zip(hidden_channels, next_channels)
         )
         self.image_embedding = ImageEmbedding(spatial_dims, hidden_channels[-1], act, norm) if image_skip else None
-        self.head = OutputHead(spatial_dims, hidden_channels[-1], out_channels, output_activation)
+        if output_mode == "image":
+            self.head = OutputHead(spatial_dims, hidden_channels[-1], out_channels, output_activation)
+        else:
+            self.head = SourceWeightingHead(
+                spatial_dims, hidden_channels[-1], out_channels, selection, correction
+            )
+
+    @property
+    def uses_image(self) -> bool:
+        """Whether ``forward`` needs the source images (``image_skip`` or the source-weighting head)."""
+        return self.image_skip or self.output_mode == "source_weights"
 
     def _check_inputs(self, features: Sequence[torch.Tensor], image: torch.Tensor | None) -> None:
         name = type(self).__name__
@@ -317,9 +410,12 @@ class DiffusionFeatureFusionNet(nn.Module):
         finest = features[-1].shape[4:]
         if any(any(s > f for s, f in zip(feat.shape[4:], finest)) for feat in features):
             raise ValueError(f"{name}: feature levels must be ordered coarsest to finest.")
-        if self.image_skip:
+        if self.uses_image:
             if image is None:
-                raise ValueError(f"{name}: image_skip=True needs the source images: forward(features, image).")
+                raise ValueError(
+                    f"{name}: image_skip=True or output_mode='source_weights' needs the source images: "
+                    "forward(features, image)."
+                )
             if tuple(image.shape) != (b, m, *finest):
                 raise ValueError(f"{name}: image must have shape {(b, m, *finest)}, got {tuple(image.shape)}.")
 
@@ -330,7 +426,7 @@ class DiffusionFeatureFusionNet(nn.Module):
             features: one tensor per level, coarsest to finest, each ``(B, M, T, C_l, *spatial_l)``; the finest level
                 is at the output resolution.
             image: ``(B, M, *spatial)`` source luminance in [0, 1] at the finest level's size; required only when
-                ``image_skip=True`` (ignored otherwise).
+                ``image_skip=True`` or ``output_mode="source_weights"`` (ignored otherwise).
 
         Returns:
             fused image ``(B, out_channels, *spatial)`` in [0, 1], ``spatial`` = the finest level's size.
@@ -350,4 +446,6 @@ class DiffusionFeatureFusionNet(nn.Module):
             if x is not None:
                 fused = fused + resize_to(x, fused)
             x = self.aggregation_blocks[level](fused)
+        if self.output_mode == "source_weights":
+            return self.head(x, per_modality, image)
         return self.head(x)

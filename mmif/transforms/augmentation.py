@@ -18,7 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from monai.config import KeysCollection
-from monai.transforms import Compose, MapTransform, RandFlipd, RandRotate90d, RandRotated, RandSpatialCropd, SpatialPadd
+from monai.transforms import (
+    Compose,
+    MapTransform,
+    RandFlipd,
+    RandRotate90d,
+    RandRotated,
+    RandSpatialCropd,
+    RandSpatialCropSamplesd,
+    SpatialPadd,
+)
 from monai.utils import ensure_tuple, ensure_tuple_rep
 
 __all__ = ["paired_augmentation", "PairedAugmentationd", "PairedAugmentationD", "PairedAugmentationDict"]
@@ -35,6 +44,7 @@ def paired_augmentation(
     rotate90: bool = False,
     padding_mode: str = "border",
     allow_missing_keys: bool = False,
+    num_samples: int = 1,
 ) -> list[MapTransform]:
     """MONAI dictionary transforms that apply one random draw to all ``keys``: pad + random crop, flips, rotation.
 
@@ -50,6 +60,10 @@ def paired_augmentation(
         padding_mode: the padding of the rotation (``"border"``, ``"zeros"``, ``"reflection"``); the crop pad is
             ``"edge"`` for ``"border"``, ``"constant"`` for ``"zeros"``, ``"reflect"`` for ``"reflection"``.
         allow_missing_keys: don't raise if a key (e.g. ``"chroma"``) is missing.
+        num_samples: crops drawn from each input (:class:`~monai.transforms.RandSpatialCropSamplesd`); above 1 the
+            transforms return a list of that many samples, which MONAI's ``Compose`` and ``DataLoader`` flatten into
+            the batch (a batch of ``batch_size * num_samples`` crops). Worth it for volumes, whose loading and
+            caching cost far more than a crop.
 
     Returns:
         the list of transforms, in the order pad, crop, flips, rotate90, rotate.
@@ -61,6 +75,10 @@ def paired_augmentation(
         raise ValueError(f"paired_augmentation: spatial_dims must be 2 or 3, got {spatial_dims}")
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"paired_augmentation: prob must be in [0, 1], got {prob}")
+    if int(num_samples) != num_samples or num_samples < 1:
+        raise ValueError(f"paired_augmentation: num_samples must be a positive int, got {num_samples}")
+    if num_samples > 1 and roi_size is None:
+        raise ValueError("paired_augmentation: num_samples > 1 needs a roi_size to crop")
     pad_modes = {"border": "edge", "zeros": "constant", "reflection": "reflect"}
     if padding_mode not in pad_modes:
         raise ValueError(f"paired_augmentation: padding_mode must be one of {sorted(pad_modes)}, got {padding_mode!r}")
@@ -78,7 +96,10 @@ def paired_augmentation(
     if roi_size is not None:
         size = ensure_tuple_rep(roi_size, spatial_dims)
         transforms.append(SpatialPadd(spatial_size=size, mode=pad_modes[padding_mode], **common))
-        transforms.append(RandSpatialCropd(roi_size=size, random_center=True, random_size=False, **common))
+        if num_samples > 1:
+            transforms.append(RandSpatialCropSamplesd(roi_size=size, num_samples=int(num_samples), **common))
+        else:
+            transforms.append(RandSpatialCropd(roi_size=size, random_center=True, random_size=False, **common))
     if flip:
         transforms.extend(RandFlipd(prob=prob, spatial_axis=a, **common) for a in axes)
     if rotate90:
@@ -108,6 +129,7 @@ class PairedAugmentationd(Compose):
         rotate90: see :func:`paired_augmentation`.
         padding_mode: see :func:`paired_augmentation`.
         allow_missing_keys: see :func:`paired_augmentation`.
+        num_samples: see :func:`paired_augmentation`.
 
     Raises:
         ValueError: as :func:`paired_augmentation`, naming this class.
@@ -125,10 +147,21 @@ class PairedAugmentationd(Compose):
         rotate90: bool = False,
         padding_mode: str = "border",
         allow_missing_keys: bool = False,
+        num_samples: int = 1,
     ) -> None:
         try:
             transforms = paired_augmentation(
-                spatial_dims, roi_size, keys, prob, flip, flip_axes, rotate, rotate90, padding_mode, allow_missing_keys
+                spatial_dims,
+                roi_size,
+                keys,
+                prob,
+                flip,
+                flip_axes,
+                rotate,
+                rotate90,
+                padding_mode,
+                allow_missing_keys,
+                num_samples,
             )
         except ValueError as e:
             raise ValueError(f"{type(self).__name__}: {e}") from e

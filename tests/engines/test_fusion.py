@@ -31,7 +31,7 @@ from mmif.networks.fusion_model import FusionModel
 from mmif.networks.fusion_net import DiffusionFeatureFusionNet
 
 
-def tiny_model(spatial_dims: int = 2, image_skip: bool = True, seed: int = 0) -> FusionModel:
+def tiny_model(spatial_dims: int = 2, image_skip: bool = True, seed: int = 0, **head_kwargs) -> FusionModel:
     torch.manual_seed(seed)
     unet = DiffusionModelUNet(
         spatial_dims, 1, 1, channels=(8, 8, 8), attention_levels=(False, False, False), num_res_blocks=1,
@@ -39,7 +39,8 @@ def tiny_model(spatial_dims: int = 2, image_skip: bool = True, seed: int = 0) ->
     )
     extractor = DiffusionFeatureExtractor(unet, DDPMScheduler(1000), timesteps=(5, 10, 20), seed=0)
     head = DiffusionFeatureFusionNet(
-        spatial_dims, extractor.feature_channels, num_timesteps=3, hidden_channels=8, image_skip=image_skip
+        spatial_dims, extractor.feature_channels, num_timesteps=3, hidden_channels=8, image_skip=image_skip,
+        **head_kwargs,
     )
     return FusionModel(extractor, head)
 
@@ -68,6 +69,21 @@ class TestFusionModel(unittest.TestCase):
         self.assertGreater(sum(float(g.abs().sum()) for g in head_grads), 0.0)
         trainable = {id(p) for p in model.trainable_parameters()}
         self.assertEqual(trainable, {id(p) for p in model.head.parameters()})
+
+    @parameterized.expand([(2, 2, (32, 32)), (3, 3, (16, 12, 8))])
+    def test_source_weighting_head_gets_the_sources(self, spatial_dims, m, shape):
+        model = tiny_model(spatial_dims, image_skip=False, output_mode="source_weights", selection="relaxed",
+                           correction=False).eval()
+        self.assertTrue(model.pass_image)
+        x = smooth_sources(1, m, shape)
+        with torch.no_grad():
+            fused = model(x)
+        # relaxed selection in eval mode: every voxel is one of the sources' voxels
+        self.assertTrue(bool((fused == x).any(dim=1).all()))
+        model.train()
+        fused_train = model(x)
+        fused_train.mean().backward()
+        self.assertIsNotNone(model.head.head.logit.conv.weight.grad)
 
     def test_mismatched_head_is_rejected(self):
         model = tiny_model()

@@ -31,12 +31,27 @@ class TestEvaluateBundleConfig(unittest.TestCase):
         parser.read_config(str(CONFIG))
         for key in ("imports", "bundle_root", "dataset_dir", "output_dir", "methods", "dataset", "evaluator", "run"):
             self.assertIn(key, parser.config)
-        parser.update({"dataset_dir": str(self.data), "output_dir": str(self.tmp / "out"), "mlflow": False})
+        parser.update({"dataset_dir": str(self.data), "output_dir": str(self.tmp / "out"), "mlflow": False,
+                       "bundle_root": str(self.tmp / "untrained_bundle")})
         evaluator = parser.get_parsed_content("evaluator")
         self.assertIsInstance(evaluator, FusionEvaluator)
+        # no trained weights under this bundle root: the classical methods only
         self.assertEqual(list(evaluator.methods), ["average", "maxabs", "laplacian", "dwt"])
         self.assertEqual(len(evaluator.entries), 4)  # the test split of both tasks
         self.assertFalse(evaluator.tracking)
+
+    def test_trained_bundle_adds_dmfnet(self):
+        from mmif.fusion.learned import weights_available
+
+        bundle = REPO_ROOT / "bundles" / "brain_mmif_2d"
+        if not weights_available(bundle):
+            self.skipTest("the bundle has no trained weights in models/")
+        parser = ConfigParser()
+        parser.read_config(str(CONFIG))
+        parser.update({"dataset_dir": str(self.data), "output_dir": str(self.tmp / "out"), "mlflow": False,
+                       "bundle_root": str(bundle)})
+        self.assertEqual(list(parser.get_parsed_content("evaluator").methods),
+                         ["dmfnet", "average", "maxabs", "laplacian", "dwt"])
 
     def test_run_on_folder(self):
         out = self.tmp / "out"

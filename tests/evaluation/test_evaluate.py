@@ -312,6 +312,23 @@ class TestCommand(_TempDirCase):
                          "--methods", "nosuch", "--no-mlflow"])
         self.assertEqual(code, 2)
 
+    def test_cli_dmfnet_weights_options(self):
+        from mmif.cli import main
+
+        path = self.tmp / "dl.json"
+        path.write_text(json.dumps(write_2d_layout(self.tmp / "data", n=1)), encoding="utf-8")
+        missing = self.tmp / "no_head.pt"
+        for extra, expected in (
+            (["--methods", "average", "--checkpoint", str(missing)], "dmfnet is not in --methods"),
+            (["--methods", "dmfnet", "average", "--stage1-ckpt", str(missing)], str(missing)),
+        ):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main(["evaluate", "--datalist", str(path), "-o", str(self.tmp / "o"), "--no-mlflow", *extra])
+            self.assertEqual(code, 2)
+            self.assertIn(expected, err.getvalue())
+            self.assertFalse((self.tmp / "o" / "metrics.csv").exists())
+
 
 if __name__ == "__main__":
     unittest.main()

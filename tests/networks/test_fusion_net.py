@@ -89,6 +89,88 @@ class TestDiffusionFeatureFusionNet(unittest.TestCase):
             b = net(feats, torch.ones(1, 2, 8, 8))
         self.assertGreater((a - b).abs().max().item(), 1e-4)
 
+    @parameterized.expand([[2, 2], [2, 3], [3, 2], [3, 3]])
+    def test_source_weights_mode(self, spatial_dims, modalities):
+        channels = (6, 4)
+        net = DiffusionFeatureFusionNet(spatial_dims, channels, num_timesteps=2, output_mode="source_weights")
+        self.assertTrue(net.uses_image)
+        feats = make_features(2, modalities, 2, channels, 8, spatial_dims)
+        image = torch.rand(2, modalities, *(8,) * spatial_dims)
+        image[..., :3] = 0.0  # a background that is black in every source
+        with eval_mode(net):
+            out = net(feats, image)
+            same = net(feats, image[:, :1].expand_as(image).contiguous())
+            perm = torch.arange(modalities - 1, -1, -1)
+            out_perm = net([f[:, perm] for f in feats], image[:, perm])
+        self.assertEqual(out.shape, (2, 1, *(8,) * spatial_dims))
+        # a new head is a convex combination of the sources: between their min and max, black stays exactly black
+        self.assertTrue(bool((out[:, 0] >= image.amin(dim=1) - 1e-6).all()))
+        self.assertTrue(bool((out[:, 0] <= image.amax(dim=1) + 1e-6).all()))
+        self.assertEqual(out[..., :3].abs().max().item(), 0.0)
+        torch.testing.assert_close(same[:, 0], image[:, 0], rtol=1e-5, atol=1e-6)  # identical sources: unchanged
+        torch.testing.assert_close(out, out_perm, rtol=1e-5, atol=1e-6)
+        # the weights follow the features: other features, other result
+        with eval_mode(net):
+            other = net(make_features(2, modalities, 2, channels, 8, spatial_dims, seed=1), image)
+        self.assertGreater((out - other).abs().max().item(), 1e-5)
+
+    @parameterized.expand([[2], [3]])
+    def test_source_weights_gradients_reach_all_parameters(self, spatial_dims):
+        channels = (6, 4)
+        net = DiffusionFeatureFusionNet(spatial_dims, channels, num_timesteps=2, output_mode="source_weights")
+        feats = make_features(2, 2, 2, channels, 8, spatial_dims)
+        image = torch.rand(2, 2, *(8,) * spatial_dims) * 0.5 + 0.25
+        # two steps: the correction starts at zero, so the layers before it get gradient once it has moved
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        for _ in range(2):
+            optimizer.zero_grad()
+            (net(feats, image) - image.amax(dim=1, keepdim=True)).square().mean().backward()
+            optimizer.step()
+        for name, p in net.named_parameters():
+            self.assertIsNotNone(p.grad, name)
+            self.assertGreater(p.grad.abs().sum().item(), 0.0, name)
+
+    @parameterized.expand([[2, 2], [3, 3]])
+    def test_hard_selection_copies_one_source_per_voxel(self, spatial_dims, modalities):
+        channels = (6, 4)
+        net = DiffusionFeatureFusionNet(
+            spatial_dims, channels, 2, output_mode="source_weights", selection="hard", correction=False
+        )
+        self.assertIsNone(net.head.correction)
+        feats = make_features(2, modalities, 2, channels, 8, spatial_dims)
+        image = torch.rand(2, modalities, *(8,) * spatial_dims)
+        with eval_mode(net):
+            out = net(feats, image)[:, 0]
+            perm = torch.arange(modalities - 1, -1, -1)
+            out_perm = net([f[:, perm] for f in feats], image[:, perm])[:, 0]
+        matches = (out.unsqueeze(1) == image).sum(dim=1)
+        self.assertTrue(bool((matches >= 1).all()))  # exactly one of the sources' values
+        chosen = (out.unsqueeze(1) == image).float().mean(dim=tuple(range(2, 2 + spatial_dims)))
+        self.assertTrue(bool((chosen > 0).sum(dim=1).ge(2).any()))  # not one source everywhere: a real decision map
+        torch.testing.assert_close(out, out_perm)
+        # training: the forward value is the same selection, and gradients reach the logit layer through the softmax
+        net.train()
+        trained = net(feats, image)
+        torch.testing.assert_close(trained[:, 0], out, rtol=0, atol=1e-6)
+        (trained - image.amax(dim=1, keepdim=True)).abs().mean().backward()
+        self.assertGreater(net.head.logit.conv.weight.grad.abs().sum().item(), 0.0)
+
+    def test_relaxed_selection_is_soft_in_training_and_hard_in_eval(self):
+        channels = (6, 4)
+        net = DiffusionFeatureFusionNet(2, channels, 2, output_mode="source_weights", selection="relaxed",
+                                        correction=False)
+        feats = make_features(1, 2, 2, channels, 8, 2)
+        image = torch.rand(1, 2, 8, 8)
+        net.train()
+        soft = net(feats, image)[:, 0]
+        with eval_mode(net):
+            hard = net(feats, image)[:, 0]
+        copies = (hard.unsqueeze(1) == image).any(dim=1)
+        self.assertTrue(bool(copies.all()))
+        self.assertLess((soft.unsqueeze(1) == image).any(dim=1).float().mean().item(), 0.5)  # mostly mixtures
+        # both are mixes of the same two sources: the soft result lies between them, so within their difference
+        self.assertTrue(bool(((soft - hard).abs() <= (image[:, 0] - image[:, 1]).abs() + 1e-6).all()))
+
     def test_default_hidden_channels(self):
         self.assertEqual(default_hidden_channels(4), (32, 32, 16, 8))
         self.assertEqual(default_hidden_channels(1), (8,))
@@ -106,6 +188,10 @@ class TestDiffusionFeatureFusionNet(unittest.TestCase):
             [{"hidden_channels": 0}],
             [{"out_channels": 0}],
             [{"output_activation": "tanh"}],
+            [{"output_mode": "residual"}],
+            [{"output_mode": "source_weights", "out_channels": 2}],
+            [{"output_mode": "source_weights", "selection": "gumbel"}],
+            [{"output_mode": "source_weights", "correction": True, "selection": "argmax"}],
         ]
     )
     def test_bad_arguments(self, override):
@@ -140,6 +226,9 @@ class TestDiffusionFeatureFusionNet(unittest.TestCase):
             skip(good)  # image missing
         with self.assertRaises(ValueError):
             skip(good, torch.rand(1, 2, 4, 4))  # image not at the finest size
+        weighting = DiffusionFeatureFusionNet(2, channels, num_timesteps=2, output_mode="source_weights")
+        with self.assertRaisesRegex(ValueError, "source images"):
+            weighting(good)  # image missing
 
 
 if __name__ == "__main__":

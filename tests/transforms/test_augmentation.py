@@ -96,6 +96,26 @@ class TestPairedAugmentation(unittest.TestCase):
         self.assertTrue(all(tuple(t.keys) == ("image", "chroma") for t in ts))
         self.assertEqual([type(t) for t in paired_augmentation(2, None, flip=False)], [])
 
+    @parameterized.expand(CASES)
+    def test_num_samples_gives_aligned_distinct_crops(self, dims, spatial, roi, rotate):
+        aug = PairedAugmentationd(dims, roi, prob=0.5, rotate=rotate, num_samples=4)
+        aug.set_random_state(3)
+        out = aug(sample(spatial))
+        self.assertIsInstance(out, list)
+        self.assertEqual(len(out), 4)
+        for d in out:
+            self.assertEqual(tuple(d["image"].shape), (3, *roi))
+            self.assertEqual(d["name"], "x")
+            self.assert_aligned(d)
+        crops = [to_numpy(d["image"]) for d in out]
+        self.assertTrue(any(not np.allclose(crops[0], c) for c in crops[1:]))
+        # MONAI's list collation makes one batch of all crops
+        from monai.data import DataLoader, Dataset
+
+        batch = next(iter(DataLoader(Dataset([sample(spatial, seed=s, meta=False) for s in range(2)], aug),
+                                     batch_size=2)))
+        self.assertEqual(tuple(batch["image"].shape), (8, 3, *roi))
+
     def test_bundle_config(self):
         parser = ConfigParser(
             {
@@ -118,7 +138,8 @@ class TestPairedAugmentation(unittest.TestCase):
 
     @parameterized.expand(
         [({"spatial_dims": 1},), ({"prob": 1.5},), ({"rotate": (0.1, 0.2)},), ({"rotate": -0.1},),
-         ({"flip_axes": (2,)},), ({"padding_mode": "wrap"},)]
+         ({"flip_axes": (2,)},), ({"padding_mode": "wrap"},), ({"num_samples": 0},),
+         ({"num_samples": 2, "roi_size": None},)]
     )
     def test_bad_arguments(self, kwargs):
         args = {"spatial_dims": 2, "roi_size": 8, **kwargs}
