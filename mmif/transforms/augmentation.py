@@ -151,17 +151,8 @@ class PairedAugmentationd(Compose):
     ) -> None:
         try:
             transforms = paired_augmentation(
-                spatial_dims,
-                roi_size,
-                keys,
-                prob,
-                flip,
-                flip_axes,
-                rotate,
-                rotate90,
-                padding_mode,
-                allow_missing_keys,
-                num_samples,
+                spatial_dims, roi_size, keys, prob, flip, flip_axes, rotate, rotate90, padding_mode,
+                allow_missing_keys, num_samples,
             )
         except ValueError as e:
             raise ValueError(f"{type(self).__name__}: {e}") from e
