@@ -81,7 +81,9 @@ def _resolve_methods(args: argparse.Namespace) -> list:
     if not given:
         return list(args.methods)
     if "dmfnet" not in names:
-        raise InputError(None, "--bundle/--checkpoint/--stage1-ckpt choose dmfnet weights, but dmfnet is not in --methods")
+        raise InputError(
+            None, "--bundle/--checkpoint/--stage1-ckpt choose dmfnet weights, but dmfnet is not in --methods"
+        )
     from mmif.fusion import get_fusion_method
 
     return [get_fusion_method("dmfnet", device=args.device, **given) if n == "dmfnet" else n for n in names]

@@ -203,8 +203,8 @@ class SourceWeightingHead(nn.Module):
     decision map, which keeps every source's exact intensities) and trains through the softmax with a
     straight-through estimator. ``selection="relaxed"`` trains with the softmax weights and applies the one-hot weights
     in eval mode (validation and inference): the decision map without the straight-through estimator's tendency to
-    switch sources pixel by pixel to create gradient. ``correction=False`` leaves out the correction ``r``: every fused voxel is then a
-    weighted mix (or, with hard selection, an exact copy) of the sources' voxels.
+    switch sources pixel by pixel to create gradient. ``correction=False`` leaves out the correction ``r``: every
+    fused voxel is then a weighted mix (or, with one-hot weights, an exact copy) of the sources' voxels.
 
     Args:
         spatial_dims: number of spatial dimensions (2 or 3).
@@ -233,7 +233,8 @@ class SourceWeightingHead(nn.Module):
             nn.init.zeros_(self.correction.conv.bias)
 
     def source_weights(self, x: torch.Tensor, per_modality: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, C, *S), ``per_modality`` (B, M, C, *S), ``image`` (B, M, *S) -> weights (B, M, *S), sum 1 over M."""
+        """``x`` (B, C, *S), ``per_modality`` (B, M, C, *S), ``image`` (B, M, *S) -> weights (B, M, *S) summing to 1
+        over M."""
         num_modalities = image.shape[1]
         shared = x.unsqueeze(1).expand(-1, num_modalities, *x.shape[1:])
         stacked = torch.cat([shared, per_modality, image.unsqueeze(2)], dim=2)
