@@ -206,6 +206,10 @@ class SourceWeightingHead(nn.Module):
     switch sources pixel by pixel to create gradient. ``correction=False`` leaves out the correction ``r``: every
     fused voxel is then a weighted mix (or, with one-hot weights, an exact copy) of the sources' voxels.
 
+    ``prior="max"`` adds ``prior_weight * s_m`` (a learnable weight) to every logit and starts the logit convolution at
+    zero: a new head then selects the brighter source at every voxel (the max-abs rule on sources in [0, 1]) and
+    training learns where the features say otherwise, instead of learning the max rule itself from a random start.
+
     Args:
         spatial_dims: number of spatial dimensions (2 or 3).
         channels: channels of the fused and per-modality features.
@@ -213,10 +217,19 @@ class SourceWeightingHead(nn.Module):
         selection: ``"soft"`` (softmax weights), ``"hard"`` (one-hot weights, straight-through gradients) or
             ``"relaxed"`` (softmax weights in training mode, one-hot weights in eval mode).
         correction: add the learned correction ``r``.
+        prior: ``None`` or ``"max"`` (start from the max-abs rule, see above).
+        prior_weight: initial weight of the prior term (the logit gap between two sources that differ by 1).
     """
 
     def __init__(
-        self, spatial_dims: int, channels: int, out_channels: int = 1, selection: str = "soft", correction: bool = True
+        self,
+        spatial_dims: int,
+        channels: int,
+        out_channels: int = 1,
+        selection: str = "soft",
+        correction: bool = True,
+        prior: str | None = None,
+        prior_weight: float = 8.0,
     ) -> None:
         super().__init__()
         if out_channels != 1:
@@ -225,8 +238,16 @@ class SourceWeightingHead(nn.Module):
             raise ValueError(
                 f"{type(self).__name__}: selection must be 'soft', 'hard' or 'relaxed', got {selection!r}."
             )
+        if prior not in (None, "max"):
+            raise ValueError(f"{type(self).__name__}: prior must be None or 'max', got {prior!r}.")
+        if prior is not None and not prior_weight > 0:
+            raise ValueError(f"{type(self).__name__}: prior_weight must be > 0, got {prior_weight}.")
         self.selection = selection
         self.logit = _conv_block(spatial_dims, 2 * channels + 1, 1, 3, None, None, conv_only=True)
+        self.prior_weight = nn.Parameter(torch.tensor(float(prior_weight))) if prior is not None else None
+        if self.prior_weight is not None:
+            nn.init.zeros_(self.logit.conv.weight)
+            nn.init.zeros_(self.logit.conv.bias)
         self.correction = _conv_block(spatial_dims, channels, 1, 3, None, None, conv_only=True) if correction else None
         if self.correction is not None:
             nn.init.zeros_(self.correction.conv.weight)
@@ -239,6 +260,8 @@ class SourceWeightingHead(nn.Module):
         shared = x.unsqueeze(1).expand(-1, num_modalities, *x.shape[1:])
         stacked = torch.cat([shared, per_modality, image.unsqueeze(2)], dim=2)
         logits = unfold_modalities(self.logit(fold_modalities(stacked)), num_modalities).squeeze(2)
+        if self.prior_weight is not None:
+            logits = logits + self.prior_weight * image
         if self.selection == "soft" or (self.selection == "relaxed" and self.training):
             return torch.softmax(logits, dim=1)
         # one-hot on the largest logit (an exact tie, e.g. identical sources, splits evenly: order-invariant)
@@ -302,6 +325,9 @@ class DiffusionFeatureFusionNet(nn.Module):
         selection: ``"soft"``, ``"hard"`` or ``"relaxed"`` weights of the source-weighting head (see
             :class:`SourceWeightingHead`).
         correction: whether the source-weighting head adds its learned correction (see :class:`SourceWeightingHead`).
+        prior: ``None`` or ``"max"``: the source-weighting head starts from the max-abs selection and learns where to
+            depart from it (see :class:`SourceWeightingHead`).
+        prior_weight: initial weight of that prior.
     """
 
     def __init__(
@@ -320,6 +346,8 @@ class DiffusionFeatureFusionNet(nn.Module):
         output_mode: str = "image",
         selection: str = "soft",
         correction: bool = True,
+        prior: str | None = None,
+        prior_weight: float = 8.0,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -376,7 +404,7 @@ class DiffusionFeatureFusionNet(nn.Module):
             self.head = OutputHead(spatial_dims, hidden_channels[-1], out_channels, output_activation)
         else:
             self.head = SourceWeightingHead(
-                spatial_dims, hidden_channels[-1], out_channels, selection, correction
+                spatial_dims, hidden_channels[-1], out_channels, selection, correction, prior, prior_weight
             )
 
     @property

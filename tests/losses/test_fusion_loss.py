@@ -99,7 +99,7 @@ class TestContrastLoss(unittest.TestCase):
         weak = 0.25 * (strong - 0.5) + 0.5
         sources = torch.cat([weak, strong], dim=1)
         loss = ContrastLoss(spatial_dims, win_size=WIN)
-        self.assertEqual(loss(strong, sources).item(), 0.0)
+        self.assertLess(loss(strong, sources).item(), 1e-6)  # zero up to float rounding (the conv path differs by CPU)
         self.assertGreater(loss(weak, sources).item(), 0.01)
 
 

@@ -155,6 +155,30 @@ class TestDiffusionFeatureFusionNet(unittest.TestCase):
         (trained - image.amax(dim=1, keepdim=True)).abs().mean().backward()
         self.assertGreater(net.head.logit.conv.weight.grad.abs().sum().item(), 0.0)
 
+    @parameterized.expand([[2, 2], [3, 3]])
+    def test_max_prior_starts_at_the_max_rule_and_learns_away_from_it(self, spatial_dims, modalities):
+        channels = (6, 4)
+        net = DiffusionFeatureFusionNet(
+            spatial_dims, channels, 2, output_mode="source_weights", selection="hard", correction=False, prior="max"
+        )
+        feats = make_features(2, modalities, 2, channels, 8, spatial_dims)
+        image = torch.rand(2, modalities, *(8,) * spatial_dims)
+        brighter = image.amax(dim=1)
+        with eval_mode(net):
+            torch.testing.assert_close(net(feats, image)[:, 0], brighter, rtol=0, atol=0)
+        # the target is the darker source: training moves the selection away from the prior, through the features
+        optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+        darker = image.amin(dim=1, keepdim=True)
+        for _ in range(20):
+            optimizer.zero_grad()
+            (net(feats, image) - darker).abs().mean().backward()
+            optimizer.step()
+        self.assertGreater(net.timestep_blocks[0].reduce.conv.weight.grad.abs().sum().item(), 0.0)
+        with eval_mode(net):
+            out = net(feats, image)[:, 0]
+        # from nowhere (the prior takes the brighter source everywhere) to a third of the voxels or more
+        self.assertGreater((out == darker[:, 0]).float().mean().item(), 0.3)
+
     def test_relaxed_selection_is_soft_in_training_and_hard_in_eval(self):
         channels = (6, 4)
         net = DiffusionFeatureFusionNet(2, channels, 2, output_mode="source_weights", selection="relaxed",
@@ -192,6 +216,8 @@ class TestDiffusionFeatureFusionNet(unittest.TestCase):
             [{"output_mode": "source_weights", "out_channels": 2}],
             [{"output_mode": "source_weights", "selection": "gumbel"}],
             [{"output_mode": "source_weights", "correction": True, "selection": "argmax"}],
+            [{"output_mode": "source_weights", "prior": "min"}],
+            [{"output_mode": "source_weights", "prior": "max", "prior_weight": 0.0}],
         ]
     )
     def test_bad_arguments(self, override):
