@@ -1,4 +1,5 @@
-"""The trained weights shipped in ``bundles/brain_mmif_2d/models`` through ``DMFNetFusion`` (the default of ``mmif fuse``)."""
+"""The trained weights shipped in ``bundles/*/models`` through ``DMFNetFusion`` (the 2D ones are the default of
+``mmif fuse``)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,29 @@ from tests.fusion._helpers import random_sources
 from tests.utils import REPO_ROOT, data_root, skip_unless_data
 
 BUNDLE = REPO_ROOT / "bundles" / "brain_mmif_2d"
+BUNDLE_3D = REPO_ROOT / "bundles" / "volume_mmif_3d"
 
 
-def _blobs(size: int = 64, seed: int = 0) -> torch.Tensor:
-    """Two smooth sources on a black background (a disc of tissue), ``(1, 2, size, size)`` in [0, 1]."""
+def _blobs(size: int = 64, seed: int = 0, spatial_dims: int = 2) -> torch.Tensor:
+    """Two smooth sources on a black background (a disc/ball of tissue), ``(1, 2, *[size] * spatial_dims)`` in [0, 1]."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.nn.functional.interpolate(torch.rand(1, 2, size // 8, size // 8, generator=g), size=(size, size),
-                                        mode="bilinear", align_corners=False)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    disc = (((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (0.35 * size) ** 2).float()
-    return x * disc
+    shape = (size,) * spatial_dims
+    coarse = torch.rand(1, 2, *(max(size // 8, 2),) * spatial_dims, generator=g)
+    x = torch.nn.functional.interpolate(coarse, size=shape, mode="bilinear" if spatial_dims == 2 else "trilinear",
+                                        align_corners=False)
+    grid = torch.meshgrid(*(torch.arange(size, dtype=torch.float32) for _ in range(spatial_dims)), indexing="ij")
+    ball = (sum((c - size / 2) ** 2 for c in grid) < (0.35 * size) ** 2).float()
+    return x * ball
+
+
+def assert_decision_map(case: unittest.TestCase, fused: torch.Tensor, image: torch.Tensor) -> None:
+    """Every voxel copies one source (black stays exactly black) and both sources are chosen somewhere."""
+    case.assertTrue(bool((fused == image).any(dim=1).all()))
+    background = image.amax(dim=1, keepdim=True) == 0
+    case.assertEqual(float(fused[background].abs().max()), 0.0)
+    differ = (image[:, 0] != image[:, 1]) & ~background[:, 0]
+    case.assertGreater(int(((fused[:, 0] == image[:, 0]) & differ).sum()), 0)
+    case.assertGreater(int(((fused[:, 0] == image[:, 1]) & differ).sum()), 0)
 
 
 @unittest.skipUnless(weights_available(BUNDLE), "no trained weights in bundles/brain_mmif_2d/models")
@@ -41,16 +55,7 @@ class TestShippedModel(unittest.TestCase):
         a, b = self.method(image), self.method(image)
         torch.testing.assert_close(a, b, rtol=0, atol=0)
         self.assertEqual(tuple(a.shape), (1, 1, 64, 64))
-        # every pixel is copied from one of the sources, so black stays exactly black
-        self.assertTrue(bool((a == image).any(dim=1).all()))
-        background = image.amax(dim=1, keepdim=True) == 0
-        self.assertEqual(float(a[background].abs().max()), 0.0)
-        # and it is a real choice: both sources contribute
-        inside = ~background[:, 0]
-        took_first = (a[:, 0] == image[:, 0]) & (image[:, 0] != image[:, 1]) & inside
-        took_second = (a[:, 0] == image[:, 1]) & (image[:, 0] != image[:, 1]) & inside
-        self.assertGreater(int(took_first.sum()), 0)
-        self.assertGreater(int(took_second.sum()), 0)
+        assert_decision_map(self, a, image)
 
     def test_three_modalities_and_odd_sizes(self):
         image = random_sources((50, 38), m=3, b=1, seed=2)
@@ -72,6 +77,35 @@ class TestShippedModel(unittest.TestCase):
             with self.subTest(name):
                 self.assertGreater(ours["Qabf"], avg["Qabf"])
                 self.assertGreater(ours["VIF"], avg["VIF"])
+
+
+@unittest.skipUnless(weights_available(BUNDLE_3D), "no trained weights in bundles/volume_mmif_3d/models")
+class TestShippedVolumeModel(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.method = DMFNetFusion(bundle=BUNDLE_3D)
+
+    def test_deterministic_decision_map_with_black_background(self):
+        image = _blobs(size=40, seed=3, spatial_dims=3)
+        a, b = self.method(image), self.method(image)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        self.assertEqual(tuple(a.shape), (1, 1, 40, 40, 40))
+        assert_decision_map(self, a, image)
+
+    @skip_unless_data("volumes/brats2013_pat0004")
+    def test_real_volume_transfers_more_edges_than_the_average(self):
+        case = data_root() / "volumes" / "brats2013_pat0004"
+        sources = []
+        for mod in ("flair", "t1c"):
+            vol = load_image(case / f"{mod}.nii.gz")[0].squeeze().astype(np.float32)[88:152, 88:152, 45:109]
+            sources.append((vol - vol.min()) / (vol.max() - vol.min()))
+        image = torch.from_numpy(np.stack(sources))[None]
+        fused = self.method(image)[0, 0].numpy() * 255.0
+        scaled = [s * 255.0 for s in sources]
+        ours = compute_metrics(fused, scaled, ["Qabf", "VIF"])
+        avg = compute_metrics((scaled[0] + scaled[1]) / 2.0, scaled, ["Qabf", "VIF"])
+        self.assertGreater(ours["Qabf"], avg["Qabf"])
+        self.assertGreater(ours["VIF"], avg["VIF"])
 
 
 if __name__ == "__main__":
