@@ -377,6 +377,8 @@ class DiffusionFeatureFusionNet(nn.Module):
             raise ValueError(f"{name}: output_activation must be 'sigmoid' or 'clamp', got {output_activation!r}.")
         if output_mode not in ("image", "source_weights"):
             raise ValueError(f"{name}: output_mode must be 'image' or 'source_weights', got {output_mode!r}.")
+        if prior is not None and output_mode != "source_weights":
+            raise ValueError(f"{name}: prior={prior!r} acts on source weights and needs output_mode='source_weights'.")
 
         self.spatial_dims = spatial_dims
         self.feature_channels = feature_channels

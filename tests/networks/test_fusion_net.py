@@ -217,6 +217,7 @@ class TestDiffusionFeatureFusionNet(unittest.TestCase):
             [{"output_mode": "source_weights", "selection": "gumbel"}],
             [{"output_mode": "source_weights", "correction": True, "selection": "argmax"}],
             [{"output_mode": "source_weights", "prior": "min"}],
+            [{"output_mode": "image", "prior": "max"}],
             [{"output_mode": "source_weights", "prior": "max", "prior_weight": 0.0}],
         ]
     )
