@@ -87,7 +87,10 @@ class DiffusionFeatureExtractor(nn.Module):
 
     Each of the ``M`` sources of a sample is scaled to ``[-1, 1]``, noised to every timestep in ``timesteps`` with
     the scheduler's forward process (``scheduler.add_noise``) and seeded Gaussian noise, and the frozen UNet runs once,
-    without gradients, on the stacked batch of ``B * M * T`` noisy images. Forward hooks collect the selected decoder
+    without gradients, on the stacked batch of ``B * M * T`` noisy images. Every sample and every source gets the same
+    noise field (one seeded draw per timestep and image size), so a sample's features depend neither on the other
+    samples of its batch nor on the order of its sources: fusing an image alone, in a batch or in a sliding-window
+    batch gives the same result. Forward hooks collect the selected decoder
     activations; the UNet stops as soon as the last one is captured (its later layers are not computed).
 
     Decoder level ``i`` is ``unet.up_blocks[i]``: level 0 is the coarsest (it works at the resolution of the deepest
@@ -224,8 +227,10 @@ class DiffusionFeatureExtractor(nn.Module):
         return tuple(f.shape[1] for f in feats), tuple(size // f.shape[-1] for f in feats)
 
     def _noise(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """One seeded draw ``(1, 1, T, *spatial)``, the same for every sample and source, expanded to ``shape``."""
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
-        return torch.randn(shape, generator=generator, dtype=torch.float32).to(device=like.device, dtype=like.dtype)
+        noise = torch.randn((1, 1, *shape[2:]), generator=generator, dtype=torch.float32)
+        return noise.to(device=like.device, dtype=like.dtype).expand(shape)
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor, noise: torch.Tensor | None = None) -> list[torch.Tensor]:

@@ -102,6 +102,18 @@ class TestDiffusionFeatureExtractor(unittest.TestCase):
             self.assertTrue(torch.equal(fa, fb))
             self.assertFalse(torch.equal(fa, fc))
 
+    @parameterized.expand([[2], [3]])
+    def test_features_independent_of_batch_and_source_order(self, spatial_dims):
+        ext = _extractor(spatial_dims, seed=5)
+        size = (16,) * spatial_dims
+        image = torch.rand(1, 2, *size)
+        alone = ext(image)
+        batch = ext(torch.cat([torch.rand(2, 2, *size), image]))  # the sample third in a batch of three
+        swapped = ext(image.flip(1))  # its sources in the other order
+        for fa, fb, fs in zip(alone, batch, swapped):
+            torch.testing.assert_close(fb[2:], fa, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(fs.flip(1), fa, rtol=1e-5, atol=1e-5)
+
     def test_timesteps_differ(self):
         feats = _extractor(2, timesteps=(5, 90))(torch.rand(1, 2, 32, 32))
         self.assertFalse(torch.allclose(feats[-1][:, :, 0], feats[-1][:, :, 1]))
