@@ -31,8 +31,12 @@ def _blobs(size: int = 64, seed: int = 0, spatial_dims: int = 2) -> torch.Tensor
     return x * ball
 
 
-def assert_decision_map(case: unittest.TestCase, fused: torch.Tensor, image: torch.Tensor) -> None:
-    """Every voxel copies one source (black stays exactly black) and both sources are chosen somewhere."""
+def assert_deterministic_decision_map(case: unittest.TestCase, method: DMFNetFusion, image: torch.Tensor) -> None:
+    """Two calls give the same image of the input's size; every voxel copies one source (black stays exactly black)
+    and both sources are chosen somewhere."""
+    fused, again = method(image), method(image)
+    torch.testing.assert_close(fused, again, rtol=0, atol=0)
+    case.assertEqual(tuple(fused.shape), (1, 1, *image.shape[2:]))
     case.assertTrue(bool((fused == image).any(dim=1).all()))
     background = image.amax(dim=1, keepdim=True) == 0
     case.assertEqual(float(fused[background].abs().max()), 0.0)
@@ -51,11 +55,7 @@ class TestShippedModel(unittest.TestCase):
         self.assertIsInstance(get_fusion_method("dmfnet"), DMFNetFusion)
 
     def test_deterministic_decision_map_with_black_background(self):
-        image = _blobs(seed=1)
-        a, b = self.method(image), self.method(image)
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-        self.assertEqual(tuple(a.shape), (1, 1, 64, 64))
-        assert_decision_map(self, a, image)
+        assert_deterministic_decision_map(self, self.method, _blobs(size=64, seed=1))
 
     def test_three_modalities_and_odd_sizes(self):
         image = random_sources((50, 38), m=3, b=1, seed=2)
@@ -86,11 +86,7 @@ class TestShippedVolumeModel(unittest.TestCase):
         cls.method = DMFNetFusion(bundle=BUNDLE_3D)
 
     def test_deterministic_decision_map_with_black_background(self):
-        image = _blobs(size=40, seed=3, spatial_dims=3)
-        a, b = self.method(image), self.method(image)
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-        self.assertEqual(tuple(a.shape), (1, 1, 40, 40, 40))
-        assert_decision_map(self, a, image)
+        assert_deterministic_decision_map(self, self.method, _blobs(size=40, seed=3, spatial_dims=3))
 
     @skip_unless_data("volumes/brats2013_pat0004")
     def test_real_volume_transfers_more_edges_than_the_average(self):
