@@ -43,6 +43,16 @@ class TestDeparturesFigure(unittest.TestCase):
             self.assertIn("MRI_CT: dmfnet differs from maxabs at 25.00 %", out.getvalue())
             self.assertGreater((root / "fig.png").stat().st_size, 1000)
 
+    def test_missing_reference_image_is_a_clear_error(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "fused" / "dmfnet" / "MRI_CT"
+            folder.mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "a.png")
+            with self.assertRaises(SystemExit) as ctx:
+                _load().main([tmp, "-o", str(Path(tmp) / "fig.png")])
+            self.assertIn("maxabs", str(ctx.exception))
+            self.assertIn("missing", str(ctx.exception))
+
     def test_missing_evaluation_is_a_clear_error(self):
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "fused" / "dmfnet").mkdir(parents=True)

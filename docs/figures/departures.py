@@ -1,8 +1,9 @@
 """Where a learned fusion departs from max-abs: a figure from an ``mmif evaluate`` output folder.
 
-For a few pairs per task it shows the MRI, the other source, the learned result and the learned result in grey with
-the pixels where it differs from max-abs's result (by more than one grey level) marked in red, and prints the share
-of such pixels per task. Both results are read from ``OUT/fused/{method}/{task}/NAME.png`` as written by ``mmif evaluate``.
+Prints, per task, the share of foreground pixels where the method's fused image differs from the reference method's
+(by more than one grey level, on the BT.601 grey of colour results), and draws, for the images where it departs most,
+the reference result, the method's result and the method's result in grey with those pixels in red. Both results are
+read from ``OUT/fused/{method}/{task}/NAME.png`` as written by ``mmif evaluate``.
 
     python docs/figures/departures.py runs/eval_dmfnet -o bundles/brain_mmif_2d/docs/images/departures.png
 """
@@ -15,16 +16,20 @@ from pathlib import Path
 import numpy as np
 
 
-def _grey(path: Path) -> np.ndarray:
+def _read(path: Path):
+    """-> (RGB uint8 image, grey int16 image) of one fused PNG."""
     from PIL import Image
 
-    return np.asarray(Image.open(path).convert("L"), dtype=np.int16)
+    if not path.is_file():
+        raise SystemExit(f"{path}: missing (was this method part of the `mmif evaluate` run?)")
+    image = Image.open(path)
+    return np.asarray(image.convert("RGB")), np.asarray(image.convert("L"), dtype=np.int16)
 
 
-def _rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(path).convert("RGB"))
+def _departures(ours: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, float]:
+    """Grey images -> (mask of pixels that differ by more than one level, its share of the reference's foreground)."""
+    moved = np.abs(ours - ref) > 1
+    return moved, float(moved.sum()) / max(1, int((ref > 0).sum()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,27 +50,26 @@ def main(argv: list[str] | None = None) -> None:
     method_dir = fused_root / args.method
     tasks = sorted(p.name for p in method_dir.iterdir() if p.is_dir()) if method_dir.is_dir() else []
     if not tasks:
-        raise SystemExit(f"{fused_root / args.method}: no task folders (run `mmif evaluate` first)")
+        raise SystemExit(f"{method_dir}: no task folders (run `mmif evaluate` first)")
     chosen = []
     for task in tasks:
-        names = sorted(p.name for p in (fused_root / args.method / task).glob("*.png"))
-        shares = []
+        names = sorted(p.name for p in (method_dir / task).glob("*.png"))
+        rows = []
         for name in names:
-            ours, ref = _grey(fused_root / args.method / task / name), _grey(fused_root / args.reference / task / name)
-            shares.append(float((np.abs(ours - ref) > 1).sum()) / max(1, int((ref > 0).sum())))
+            ours_rgb, ours = _read(method_dir / task / name)
+            ref_rgb, ref = _read(fused_root / args.reference / task / name)
+            moved, share = _departures(ours, ref)
+            rows.append((share, name, ours_rgb, ref_rgb, ours, moved))
+        shares = [r[0] for r in rows]
         print(f"{task}: {args.method} differs from {args.reference} at {100 * np.mean(shares):.2f} % of the "
               f"foreground pixels (per image {100 * min(shares):.2f}-{100 * max(shares):.2f} %)")
-        order = np.argsort(shares)[::-1]  # the images where it departs most
-        chosen += [(task, names[i], shares[i]) for i in order[: args.rows]]
+        chosen += [(task, *r) for r in sorted(rows, key=lambda r: -r[0])[: args.rows]]  # where it departs most
 
     fig, axes = plt.subplots(len(chosen), 3, figsize=(7.5, 2.6 * len(chosen)), squeeze=False)
-    for row, (task, name, share) in zip(axes, chosen):
-        ours = _rgb(fused_root / args.method / task / name)
-        ref = _rgb(fused_root / args.reference / task / name)
-        moved = np.abs(ours.astype(np.int16).mean(-1) - ref.astype(np.int16).mean(-1)) > 1
-        marked = np.repeat(ours.mean(-1, keepdims=True), 3, axis=-1).astype(np.uint8)
+    for row, (task, share, name, ours_rgb, ref_rgb, grey, moved) in zip(axes, chosen):
+        marked = np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8)
         marked[moved] = (255, 0, 0)
-        for ax, img, title in zip(row, (ref, ours, marked),
+        for ax, img, title in zip(row, (ref_rgb, ours_rgb, marked),
                                   (args.reference, args.method, f"differs: {100 * share:.1f} % (red)")):
             ax.imshow(img)
             ax.set_title(title, fontsize=9)
