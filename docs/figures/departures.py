@@ -5,7 +5,7 @@ Prints, per task, the share of foreground pixels where the method's fused image 
 the reference result, the method's result and the method's result in grey with those pixels in red. Both results are
 read from ``OUT/fused/{method}/{task}/NAME.png`` as written by ``mmif evaluate``.
 
-    python docs/figures/departures.py runs/eval_dmfnet -o bundles/brain_mmif_2d/docs/images/departures.png
+    python docs/figures/departures.py runs/eval_dmfnet -o departures.png
 """
 
 from __future__ import annotations

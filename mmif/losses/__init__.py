@@ -7,6 +7,7 @@ from mmif.losses.color import ColorGamutLoss
 from mmif.losses.contrast import ContrastLoss
 from mmif.losses.fusion_loss import FusionLoss
 from mmif.losses.gradient import GradientLoss
+from mmif.losses.information import InformationLoss
 from mmif.losses.intensity import IntensityLoss
 from mmif.losses.structure import StructureLoss
 
@@ -16,6 +17,7 @@ __all__ = [
     "FusionLoss",
     "FusionTermLoss",
     "GradientLoss",
+    "InformationLoss",
     "IntensityLoss",
     "StructureLoss",
 ]

@@ -1,4 +1,4 @@
-"""Hybrid fusion loss: weighted sum of the intensity, gradient, structure, contrast and colour terms."""
+"""Hybrid fusion loss: weighted sum of the intensity, gradient, structure, contrast, colour and information terms."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mmif.losses.base import check_fusion_inputs, reduce_per_sample
 from mmif.losses.color import ColorGamutLoss
 from mmif.losses.contrast import ContrastLoss
 from mmif.losses.gradient import GradientLoss
+from mmif.losses.information import InformationLoss
 from mmif.losses.intensity import IntensityLoss
 from mmif.losses.structure import StructureLoss
 
@@ -22,9 +23,10 @@ class FusionLoss(_Loss):
 
     ``total = sum_k weight_k * term_k`` with the terms :class:`~mmif.losses.IntensityLoss` (``"intensity"``),
     :class:`~mmif.losses.GradientLoss` (``"gradient"``), :class:`~mmif.losses.StructureLoss` (``"structure"``),
-    :class:`~mmif.losses.ContrastLoss` (``"contrast"``) and :class:`~mmif.losses.ColorGamutLoss` (``"color"``, only
-    when ``chroma`` is given). Terms with weight 0 are not computed. After each call, :attr:`last_terms` holds the
-    unweighted, reduced, detached value of every term (0 for skipped ones), for logging.
+    :class:`~mmif.losses.ContrastLoss` (``"contrast"``), :class:`~mmif.losses.ColorGamutLoss` (``"color"``, only
+    when ``chroma`` is given) and :class:`~mmif.losses.InformationLoss` (``"information"``, off by default). Terms
+    with weight 0 are not computed. After each call, :attr:`last_terms` holds the unweighted, reduced, detached value
+    of every term (0 for skipped ones), for logging.
 
     ``forward(fused, sources)`` is the MONAI ``SupervisedTrainer`` call ``loss_function(pred, targets)`` with the
     channel-stacked sources as targets; the colour term needs ``chroma``/``is_color`` passed by keyword.
@@ -36,15 +38,17 @@ class FusionLoss(_Loss):
         structure_weight: weight of the structure (SSIM) term.
         contrast_weight: weight of the contrast term.
         color_weight: weight of the colour-gamut term.
+        information_weight: weight of the information (normalised mutual information) term.
         intensity_target: ``"max"`` or ``"saliency"`` (see :class:`~mmif.losses.IntensityLoss`).
         win_size: odd Gaussian window of the structure and contrast terms (inputs must be at least this large when the
             structure term is on).
         kernel_sigma: Gaussian sigma of that window.
         structure_component: ``"cs"`` or ``"ssim"`` (see :class:`~mmif.losses.StructureLoss`).
+        information_bins: Parzen bins of the information term (see :class:`~mmif.losses.InformationLoss`).
         reduction: ``"mean"``/``"sum"`` over the batch or ``"none"`` for per-sample values ``(B,)``.
     """
 
-    TERMS = ("intensity", "gradient", "structure", "contrast", "color")
+    TERMS = ("intensity", "gradient", "structure", "contrast", "color", "information")
 
     def __init__(
         self,
@@ -54,16 +58,28 @@ class FusionLoss(_Loss):
         structure_weight: float = 0.5,
         contrast_weight: float = 1.0,
         color_weight: float = 1.0,
+        information_weight: float = 0.0,
         intensity_target: str = "max",
         win_size: int = 11,
         kernel_sigma: float = 1.5,
         structure_component: str = "cs",
+        information_bins: int = 32,
         reduction: LossReduction | str = LossReduction.MEAN,
     ) -> None:
         super().__init__(reduction=LossReduction(reduction).value)
         name = type(self).__name__
         weights = dict(
-            zip(self.TERMS, (intensity_weight, gradient_weight, structure_weight, contrast_weight, color_weight))
+            zip(
+                self.TERMS,
+                (
+                    intensity_weight,
+                    gradient_weight,
+                    structure_weight,
+                    contrast_weight,
+                    color_weight,
+                    information_weight,
+                ),
+            )
         )
         if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
             raise ValueError(f"{name}: weights must be >= 0 and at least one > 0, got {weights}.")
@@ -79,6 +95,7 @@ class FusionLoss(_Loss):
         )
         self.contrast = ContrastLoss(spatial_dims, win_size=win_size, kernel_sigma=kernel_sigma, reduction=none)
         self.color = ColorGamutLoss(spatial_dims, reduction=none)
+        self.information = InformationLoss(spatial_dims, num_bins=information_bins, reduction=none)
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(

@@ -197,7 +197,8 @@ class SourceWeightingHead(nn.Module):
     image) by a 3x3[x3] convolution shared across modalities; a softmax over modalities gives the weights ``w_m``, and
     the output is ``clamp(sum_m w_m s_m + r, 0, 1)`` with a learned correction ``r`` predicted from ``x`` (its
     convolution starts at zero, so a new head starts as a smooth weighted average of the sources). The output stays
-    on the sources' intensity scale: background that is black in every source stays exactly black.
+    on the sources' intensity scale: without the correction, background that is black in every source stays exactly
+    black (with it, black up to the correction, which the clamp keeps from going below 0).
 
     ``selection="hard"`` makes the weights one-hot (each voxel takes the source with the largest logit: a learned
     decision map, which keeps every source's exact intensities) and trains through the softmax with a

@@ -20,7 +20,7 @@ BUNDLE_3D = REPO_ROOT / "bundles" / "volume_mmif_3d"
 
 
 def _blobs(size: int = 64, seed: int = 0, spatial_dims: int = 2) -> torch.Tensor:
-    """Two smooth sources on a black background (a disc/ball of tissue), ``(1, 2, *[size] * spatial_dims)`` in [0, 1]."""
+    """Two smooth sources on a black background (a disc/ball of tissue): ``(1, 2, *[size] * spatial_dims)``, [0, 1]."""
     g = torch.Generator().manual_seed(seed)
     shape = (size,) * spatial_dims
     coarse = torch.rand(1, 2, *(max(size // 8, 2),) * spatial_dims, generator=g)
@@ -31,18 +31,29 @@ def _blobs(size: int = 64, seed: int = 0, spatial_dims: int = 2) -> torch.Tensor
     return x * ball
 
 
-def assert_deterministic_decision_map(case: unittest.TestCase, method: DMFNetFusion, image: torch.Tensor) -> None:
-    """Two calls give the same image of the input's size; every voxel copies one source (black stays exactly black)
-    and both sources are chosen somewhere."""
+def assert_deterministic_decision_map(
+    case: unittest.TestCase, method: DMFNetFusion, image: torch.Tensor, tolerance: float = 0.0
+) -> None:
+    """Two calls give the same image of the input's size; every voxel copies one source to within ``tolerance`` (the
+    head's learned correction; 0: exact copies), background black in every source stays black (to within
+    ``tolerance``) and both sources are chosen somewhere."""
     fused, again = method(image), method(image)
     torch.testing.assert_close(fused, again, rtol=0, atol=0)
     case.assertEqual(tuple(fused.shape), (1, 1, *image.shape[2:]))
-    case.assertTrue(bool((fused == image).any(dim=1).all()))
+    nearest = (fused - image).abs().amin(dim=1)
+    case.assertLessEqual(float(nearest.max()), tolerance)
     background = image.amax(dim=1, keepdim=True) == 0
-    case.assertEqual(float(fused[background].abs().max()), 0.0)
-    differ = (image[:, 0] != image[:, 1]) & ~background[:, 0]
-    case.assertGreater(int(((fused[:, 0] == image[:, 0]) & differ).sum()), 0)
-    case.assertGreater(int(((fused[:, 0] == image[:, 1]) & differ).sum()), 0)
+    case.assertLessEqual(float(fused[background].abs().max()), tolerance)
+    differ = (image[:, 0] - image[:, 1]).abs() > 2 * tolerance
+    differ &= ~background[:, 0]
+    for m in range(2):
+        chosen = (fused[:, 0] - image[:, m]).abs() <= tolerance
+        case.assertGreater(int((chosen & differ).sum()), 0)
+
+
+# the shipped 2D head adds a learned correction to the selected source; it must stay under half a grey level (it is
+# about 0.1 grey level on these inputs), so the written 8-bit image is the decision map's up to rounding
+HALF_GREY_LEVEL = 0.5 / 255
 
 
 @unittest.skipUnless(weights_available(BUNDLE), "no trained weights in bundles/brain_mmif_2d/models")
@@ -55,13 +66,13 @@ class TestShippedModel(unittest.TestCase):
         self.assertIsInstance(get_fusion_method("dmfnet"), DMFNetFusion)
 
     def test_deterministic_decision_map_with_black_background(self):
-        assert_deterministic_decision_map(self, self.method, _blobs(size=64, seed=1))
+        assert_deterministic_decision_map(self, self.method, _blobs(size=64, seed=1), HALF_GREY_LEVEL)
 
     def test_three_modalities_and_odd_sizes(self):
         image = random_sources((50, 38), m=3, b=1, seed=2)
         fused = self.method(image)
         self.assertEqual(tuple(fused.shape), (1, 1, 50, 38))
-        self.assertTrue(bool((fused == image).any(dim=1).all()))
+        self.assertLessEqual(float((fused - image).abs().amin(dim=1).max()), HALF_GREY_LEVEL)
 
     @skip_unless_data("harvard/MRI_CT/test")
     def test_real_pairs_transfer_more_edges_than_the_average(self):

@@ -5,7 +5,15 @@ import unittest
 import torch
 from parameterized import parameterized
 
-from mmif.losses import ColorGamutLoss, ContrastLoss, FusionLoss, GradientLoss, IntensityLoss, StructureLoss
+from mmif.losses import (
+    ColorGamutLoss,
+    ContrastLoss,
+    FusionLoss,
+    GradientLoss,
+    InformationLoss,
+    IntensityLoss,
+    StructureLoss,
+)
 from mmif.losses.filters import local_mean_std, sobel_magnitude
 from mmif.transforms.color import rgb_to_ycbcr
 
@@ -154,6 +162,32 @@ class TestColorGamutLoss(unittest.TestCase):
             loss(torch.rand(1, 1, 8, 8), torch.rand(1, 2, 8, 8), torch.tensor([True, False]))
 
 
+class TestInformationLoss(unittest.TestCase):
+    @parameterized.expand(DIMS)
+    def test_keeping_the_sources_information(self, spatial_dims):
+        a, b = texture(spatial_dims, seed=0), square(spatial_dims)
+        sources = torch.cat([a, b], 1)
+        loss = InformationLoss(spatial_dims, reduction="none")
+        # a fused image that is a copy of the one source determines it: nothing is lost
+        self.assertLess(loss(a, a).item(), 1e-4)
+        # a constant says nothing about either source; a copy of one keeps about half; max-abs keeps more of both
+        constant = loss(torch.full_like(a, 0.5), sources).item()
+        copy_a = loss(a, sources).item()
+        maxabs = loss(sources.amax(1, keepdim=True), sources).item()
+        self.assertGreater(constant, 0.99)
+        self.assertLess(maxabs, copy_a)
+        self.assertLess(copy_a, constant)
+        fused = (0.5 * a + 0.5 * b).requires_grad_(True)
+        loss(fused, sources).sum().backward()
+        self.assertTrue(torch.isfinite(fused.grad).all())
+        self.assertGreater(fused.grad.abs().sum().item(), 0.0)
+
+    def test_bad_arguments(self):
+        for kwargs in ({"num_bins": 1}, {"sigma_ratio": 0.0}, {"spatial_dims": 1}):
+            with self.subTest(**kwargs), self.assertRaises(ValueError):
+                InformationLoss(**kwargs)
+
+
 class TestFusionLoss(unittest.TestCase):
     @parameterized.expand([[2, 2], [2, 3], [3, 2], [3, 3]])
     def test_total_is_weighted_sum_and_terms_logged(self, spatial_dims, modalities):
@@ -162,7 +196,7 @@ class TestFusionLoss(unittest.TestCase):
         sources = torch.rand(2, modalities, *(n,) * spatial_dims, generator=gen)
         chroma = torch.rand(2, 2, *(n,) * spatial_dims, generator=gen)
         fused = torch.rand(2, 1, *(n,) * spatial_dims, generator=gen).requires_grad_(True)
-        weights = {"intensity": 1.0, "gradient": 2.0, "structure": 0.5, "contrast": 0.7, "color": 3.0}
+        weights = dict(intensity=1.0, gradient=2.0, structure=0.5, contrast=0.7, color=3.0, information=0.4)
         loss = FusionLoss(spatial_dims, *weights.values(), win_size=WIN)
         total = loss(fused, sources, chroma=chroma)
         expected = (
@@ -171,6 +205,7 @@ class TestFusionLoss(unittest.TestCase):
             + weights["structure"] * StructureLoss(spatial_dims, win_size=WIN)(fused, sources)
             + weights["contrast"] * ContrastLoss(spatial_dims, win_size=WIN)(fused, sources)
             + weights["color"] * ColorGamutLoss(spatial_dims)(fused, chroma)
+            + weights["information"] * InformationLoss(spatial_dims)(fused, sources)
         )
         torch.testing.assert_close(total, expected)
         self.assertEqual(set(loss.last_terms), set(FusionLoss.TERMS))
@@ -186,6 +221,7 @@ class TestFusionLoss(unittest.TestCase):
         torch.testing.assert_close(values, IntensityLoss(2, reduction="none")(sources[:, :1], sources))
         self.assertEqual(loss.last_terms["gradient"].abs().sum().item(), 0.0)
         self.assertEqual(loss.last_terms["color"].abs().sum().item(), 0.0)
+        self.assertEqual(loss.last_terms["information"].abs().sum().item(), 0.0)  # off by default
 
     def test_perfect_fusion_of_identical_sources(self):
         img = texture(2)
