@@ -134,6 +134,8 @@ class LearnedFusion:
         timesteps: the diffusion timesteps of the extractor.
         knobs: the study knobs applied (``channels_last``, ``bf16 extractor``), empty for the model as
             :class:`~mmif.fusion.learned.DMFNetFusion` runs it.
+        memory_format: the memory format of the weights as the config sets it (``memory_format``), e.g.
+            ``"channels_last"``; ``"contiguous"`` when the config sets none.
     """
 
     model: torch.nn.Module
@@ -142,6 +144,7 @@ class LearnedFusion:
     unet: str
     timesteps: tuple[int, ...] = field(default_factory=tuple)
     knobs: tuple[str, ...] = field(default_factory=tuple)
+    memory_format: str = "contiguous"
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """Fuse ``(B, M, *spatial)`` -> ``(B, 1, *spatial)`` the way :class:`~mmif.fusion.learned.DMFNetFusion` does."""
@@ -166,10 +169,11 @@ class LearnedFusion:
             return self.model.head(features)
 
     def apply_knobs(self, channels_last: bool = False, bf16: bool = False) -> LearnedFusion:
-        """Study knobs (not used by ``mmif fuse``): channels-last weights (convolutions then run channels-last) and/or
-        CPU bfloat16 autocast for the extractor only (the head stays float32). Returns ``self``."""
+        """Study knobs (not used by ``mmif fuse``): channels-last weights (convolutions then run channels-last; a no-op
+        when the config already asks for it, as the 2D bundle's does) and/or CPU bfloat16 autocast for the extractor
+        only (the head stays float32). Returns ``self``."""
         knobs = list(self.knobs)
-        if channels_last:
+        if channels_last and self.memory_format != "channels_last":
             self.model.to(memory_format=torch.channels_last)
             knobs.append("channels_last")
         if bf16:
@@ -221,7 +225,7 @@ def build_learned(
     from monai.bundle import ConfigParser
 
     from mmif.errors import InputError
-    from mmif.fusion.learned import _config_root, _parser, _weight_paths, default_bundle_dir
+    from mmif.fusion.learned import _config_root, _parser, _weight_paths, default_bundle_dir, memory_format
     from mmif.networks.feature_extractor import load_stage1_weights
 
     bundle_dir = (Path(bundle) if bundle else default_bundle_dir()).resolve()
@@ -262,13 +266,15 @@ def build_learned(
         except (InputError, ValueError, RuntimeError, KeyError):
             model.load_state_dict(state)
             weights += ": the bundle's trained weights do not fit this architecture"
-    model = model.eval()
+    fmt = memory_format(parser)
+    model = model.eval().to(memory_format=fmt)
     return LearnedFusion(
         model=model,
         inferer=inferer,
         weights=weights,
         unet=describe_unet(model.extractor.unet),
         timesteps=tuple(getattr(model.extractor, "timesteps", ())),
+        memory_format=str(fmt).removeprefix("torch.") if fmt is not None else "contiguous",
     )
 
 
@@ -443,7 +449,8 @@ def run_fuse(args: argparse.Namespace) -> None:
             overrides=overrides,
         ).apply_knobs(bool(getattr(args, "channels_last", False)), bool(getattr(args, "bf16", False)))
         print(f"{_LEARNED}: Stage I UNet {learned.unet}; timesteps {learned.timesteps}; "
-              f"preset {getattr(args, 'preset', None) or 'of the bundle config'}")
+              f"preset {getattr(args, 'preset', None) or 'of the bundle config'}; "
+              f"memory format {learned.memory_format}")
         print(f"{_LEARNED}: {learned.weights}")
         if learned.knobs:
             print(f"{_LEARNED}: study knobs {', '.join(learned.knobs)} (not what mmif fuse runs)")

@@ -104,7 +104,7 @@ class TestFuseTarget(unittest.TestCase):
     def test_knobs_and_bad_input(self):
         out = io.StringIO()
         argv = ["--size", "32", "--repeats", "1", "--warmup", "0", "--threads", "1", "--preset", str(self.preset),
-                "--methods", "laplacian", "--bf16", "--channels-last"]
+                "--methods", "laplacian", "--bf16", "--channels-last", "--override", "memory_format=null"]
         with contextlib.redirect_stdout(out):
             self.assertEqual(main(argv), 0)
         self.assertIn("study knobs channels_last, bf16 extractor", out.getvalue())
@@ -196,8 +196,15 @@ class TestPieces(unittest.TestCase):
 
     def test_knobs_keep_the_output(self):
         image = torch.rand(1, 2, 32, 32)
-        ref = build_learned(overrides=TINY_UNET_OVERRIDES, timesteps=[5], load_weights=False)(image)
-        fast = build_learned(overrides=TINY_UNET_OVERRIDES, timesteps=[5], load_weights=False)
+        contiguous = {**TINY_UNET_OVERRIDES, "memory_format": None}
+        reference = build_learned(overrides=contiguous, timesteps=[5], load_weights=False)
+        self.assertEqual(reference.memory_format, "contiguous")
+        ref = reference(image)
+        # the bundle config's own memory format (channels-last in 2D): the same fusion
+        configured = build_learned(overrides=TINY_UNET_OVERRIDES, timesteps=[5], load_weights=False)
+        self.assertEqual(configured.memory_format, "channels_last")
+        torch.testing.assert_close(configured(image), ref, atol=1e-5, rtol=0)
+        fast = build_learned(overrides=contiguous, timesteps=[5], load_weights=False)
         fast.apply_knobs(channels_last=True)
         torch.testing.assert_close(fast(image), ref, atol=1e-5, rtol=0)
         fast.apply_knobs(bf16=True)

@@ -60,6 +60,12 @@ def _weight_paths(parser) -> tuple[Path, Path]:
     return Path(str(parser.get_parsed_content("stage1_ckpt"))), Path(str(parser.get_parsed_content("ckpt_path")))
 
 
+def memory_format(parser) -> torch.memory_format | None:
+    """The config's optional ``memory_format`` for the inference network (``torch.channels_last`` in 2D: oneDNN's
+    convolutions run about 30 % faster on CPU with the same result to ~1e-5), or ``None`` to keep the default."""
+    return parser.get_parsed_content("memory_format") if "memory_format" in parser else None
+
+
 def weights_available(bundle: str | os.PathLike | None = None, config_file: str = "configs/inference.json") -> bool:
     """Whether the bundle's trained weights (Stage I UNet and Stage II head) are present."""
     try:
@@ -136,7 +142,7 @@ class DMFNetFusion(FusionMethod):
             raise InputError(head_path, f"weights do not fit the bundle's network ({str(e).splitlines()[0]})") from e
         self.model = model.eval()
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.model.to(self.device)
+        self.model.to(self.device, memory_format=memory_format(parser))
         inferer = parser.get_parsed_content("inferer")
         if roi_size is not None or not isinstance(inferer, FusionInferer):
             divisor = getattr(inferer, "divisor", 1)

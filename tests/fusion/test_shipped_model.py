@@ -68,6 +68,16 @@ class TestShippedModel(unittest.TestCase):
     def test_deterministic_decision_map_with_black_background(self):
         assert_deterministic_decision_map(self, self.method, _blobs(size=64, seed=1), HALF_GREY_LEVEL)
 
+    def test_runs_channels_last_as_configured_with_the_contiguous_result(self):
+        image = _blobs(size=64, seed=4)
+        first_conv = next(m for m in self.method.model.modules() if isinstance(m, torch.nn.Conv2d))
+        self.assertTrue(first_conv.weight.is_contiguous(memory_format=torch.channels_last))
+        fused = self.method(image)
+        contiguous = DMFNetFusion(bundle=BUNDLE)
+        contiguous.model.to(memory_format=torch.contiguous_format)
+        self.assertTrue(first_conv.weight.is_contiguous(memory_format=torch.channels_last))  # a separate model
+        torch.testing.assert_close(fused, contiguous(image), rtol=0, atol=1e-4)
+
     def test_three_modalities_and_odd_sizes(self):
         image = random_sources((50, 38), m=3, b=1, seed=2)
         fused = self.method(image)
