@@ -18,7 +18,6 @@ Stage II trains the fusion head of :class:`mmif.networks.FusionModel` with MONAI
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,8 @@ from ignite.metrics import Metric, MetricsLambda
 from monai.engines.utils import IterationEvents, PrepareBatch
 from monai.utils import CommonKeys, ensure_tuple
 
+from mmif.engines.mlflow_tracking import log_artifact_to_run
+
 __all__ = [
     "FusionPrepareBatch",
     "FusionLossAdapter",
@@ -43,7 +44,6 @@ __all__ = [
     "loss_terms_of",
 ]
 
-logger = logging.getLogger(__name__)
 
 
 def _to(value: Any, device, non_blocking: bool, **kwargs: Any) -> Any:
@@ -264,16 +264,6 @@ def _display(img: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.moveaxis(arr[:3], 0, -1) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _find_mlflow_handler(engine: Engine):
-    """An attached ``monai.handlers.MLFlowHandler`` with an open run, if any."""
-    for handlers in getattr(engine, "_event_handlers", {}).values():
-        for entry in handlers:
-            owner = getattr(entry[0], "__self__", None)
-            if type(owner).__name__ == "MLFlowHandler" and getattr(owner, "cur_run", None) is not None:
-                return owner
-    return None
-
-
 class FusionPanelSaver:
     """After each validation, write a panel of the first samples: sources, then the fused image (colour recombined).
 
@@ -356,12 +346,7 @@ class FusionPanelSaver:
         path = self.output_dir / f"{self.prefix}_{epoch:04d}.png"
         save_image(path, np.moveaxis(grid, -1, 0))
         self.last_path = path
-        handler = _find_mlflow_handler(engine)
-        if handler is not None:
-            try:
-                handler.client.log_artifact(handler.cur_run.info.run_id, str(path), artifact_path="panels")
-            except Exception as e:  # tracking must never stop training
-                logger.warning("FusionPanelSaver: could not log %s to MLflow: %s", path, e)
+        log_artifact_to_run(engine, path, artifact_path="panels")
 
 
 def _loss_of(output: Any) -> dict[str, float]:

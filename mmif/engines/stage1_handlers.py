@@ -17,6 +17,7 @@ from ignite.engine import Engine, Events
 from monai.metrics import PSNRMetric, SSIMMetric
 
 from mmif.engines.diffusion import DiffusionReconstructionInferer
+from mmif.engines.mlflow_tracking import log_artifact_to_run
 
 __all__ = ["ReconstructionQualityHandler", "ReconstructionPanelHandler", "panel_columns"]
 
@@ -175,18 +176,7 @@ class ReconstructionPanelHandler:
         path = os.path.join(self.output_dir, f"{self.prefix}_epoch{epoch}.png")
         save_image(path, panel[None].astype(np.float32))
         self.last_path = path
-        self._log_to_mlflow(engine, path)
-
-    @staticmethod
-    def _log_to_mlflow(engine: Engine, path: str) -> None:
-        from monai.handlers import MLFlowHandler
-
-        for handlers in engine._event_handlers.values():
-            for func, *_ in handlers:
-                owner = getattr(func, "__self__", None)
-                if isinstance(owner, MLFlowHandler) and getattr(owner, "cur_run", None) is not None:
-                    owner.client.log_artifact(owner.cur_run.info.run_id, path, artifact_path="panels")
-                    return
+        log_artifact_to_run(engine, path, artifact_path="panels")
 
 
 def panel_columns(timesteps: Sequence[int]) -> list[str]:

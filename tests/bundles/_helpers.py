@@ -5,15 +5,17 @@ Moved here from ``test_stage1_bundle.py`` / ``test_stage2_bundles.py`` (unchange
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
+import unittest
 from pathlib import Path
 
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
-from monai.bundle.utils import DEFAULT_METADATA
+from monai.bundle.utils import DEFAULT_METADATA, DEFAULT_MLFLOW_SETTINGS
 from monai.networks.nets import DiffusionModelUNet
 from PIL import Image
 
@@ -23,8 +25,10 @@ __all__ = [
     "TINY_SCHEDULER",
     "TINY_UNET",
     "build_tiny",
+    "check_tracked_training",
     "free_ports",
     "meta_file",
+    "mlflow_settings",
     "stage2_overrides",
     "tiny_net",
     "write_2d_data",
@@ -174,3 +178,39 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+EXPERIMENT = "bundle-test"
+
+
+def mlflow_settings(folder: str | os.PathLike) -> tuple[dict, str]:
+    """``--tracking mlflow`` settings (MONAI's defaults) with an embedded SQLite store in ``folder``; -> (settings, uri)."""
+    settings = copy.deepcopy(DEFAULT_MLFLOW_SETTINGS)
+    uri = f"sqlite:///{Path(folder).resolve()}/mlflow.db"
+    settings["configs"].update(tracking_uri=uri, experiment_name=EXPERIMENT)
+    return settings, uri
+
+
+def check_tracked_training(case: unittest.TestCase, uri: str, registered_name: str, weights: Path,
+                           metrics: tuple[str, ...], iterations: int) -> None:
+    """One FINISHED run holding the loss of each of the ``iterations``, the given metrics, the executed config, the trained weights
+    (equal to ``weights``) and version 1 of ``registered_name`` pointing at them."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id])
+    case.assertEqual(len(runs), 1)
+    run = runs[0]
+    case.assertEqual(run.info.status, "FINISHED")
+    case.assertEqual(len(client.get_metric_history(run.info.run_id, "train_loss")), iterations)
+    for key in metrics:
+        case.assertIn(key, run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    case.assertTrue(any(a.startswith("config_") and a.endswith(".json") for a in artifacts), artifacts)
+    logged = client.download_artifacts(run.info.run_id, f"model/{weights.name}")
+    case.assertEqual(Path(logged).read_bytes(), weights.read_bytes())
+    versions = client.search_model_versions(f"name = '{registered_name}'")
+    case.assertEqual([(str(v.version), v.run_id) for v in versions], [("1", run.info.run_id)])
+    case.assertTrue(versions[0].source.endswith("/model"))
+    case.assertEqual(run.data.tags["mmif.registered_model"], f"{registered_name}/1")

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import unittest
+from pathlib import Path
 
 import torch
 from ignite.engine import Events
@@ -15,6 +16,7 @@ from monai.bundle.utils import DEFAULT_METADATA
 
 from mmif.networks.feature_extractor import load_stage1_weights
 from tests.bundles._helpers import build_tiny as _build_tiny
+from tests.bundles._helpers import check_tracked_training, mlflow_settings
 from tests.bundles._helpers import tiny_net as _tiny_net
 from tests.bundles._helpers import write_2d_dataset as _write_2d_dataset
 from tests.bundles._helpers import write_3d_dataset as _write_3d_dataset
@@ -35,7 +37,7 @@ class TestStage1Bundle(unittest.TestCase):
         os.chdir(self.cwd)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def _workflow(self, bundle, data_dir: str, **override) -> ConfigWorkflow:
+    def _workflow(self, bundle, data_dir: str, tracking: dict | None = None, **override) -> ConfigWorkflow:
         overrides = {
             "bundle_root": self.tmp,
             "dataset_dir": data_dir,
@@ -58,6 +60,7 @@ class TestStage1Bundle(unittest.TestCase):
             meta_file=str(meta_file),
             config_file=str(bundle / "configs" / "train_stage1.json"),
             logging_file=str(BUNDLE_2D / "configs" / "logging.conf"),
+            tracking=tracking,
             **overrides,
         )
 
@@ -125,8 +128,12 @@ class TestStage1Bundle(unittest.TestCase):
         data = os.path.join(self.tmp, "data")
         _write_3d_dataset(data)
         sizes = {"patch_size": [16, 16, 16], "val_patch_size": [16, 16, 16], "modalities": ["t1", "pet"]}
-        trainer, metrics = self._run(self._workflow(BUNDLE_3D, data, **sizes))
+        settings, uri = mlflow_settings(self.tmp)  # tracked like `--tracking mlflow`: the weights get registered
+        trainer, metrics = self._run(self._workflow(BUNDLE_3D, data, tracking=settings, **sizes))
         self._check_first_epoch(trainer, metrics, ("t1", "pet"))
+        weights = Path(self.tmp) / "models" / "stage1_unet.pt"
+        check_tracked_training(self, uri, "volume_mmif_3d_stage1_unet", weights, ("psnr_t10_t1", "ssim_t10_pet"),
+                               trainer.state.iteration)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ import numpy as np
 import torch
 from monai.bundle import ConfigWorkflow
 
-from tests.bundles._helpers import meta_file, stage2_overrides, write_2d_data, write_3d_data
+from tests.bundles._helpers import (
+    check_tracked_training,
+    meta_file,
+    mlflow_settings,
+    stage2_overrides,
+    write_2d_data,
+    write_3d_data,
+)
 from tests.utils import REPO_ROOT
 
 class TestStage2Bundles(unittest.TestCase):
@@ -70,6 +77,26 @@ class TestStage2Bundles(unittest.TestCase):
         data = self.tmp / "data"
         write_2d_data(data)
         self._train_and_resume("brain_mmif_2d", 2, data)
+
+    def test_brain_2d_tracked_in_mlflow(self):
+        """``--tracking mlflow``: losses, validation metrics, panels, the best head as an artifact and registered."""
+        data = self.tmp / "data"
+        write_2d_data(data)
+        root = self.tmp / "bundle"
+        settings, uri = mlflow_settings(self.tmp)
+        wf = self._workflow("brain_mmif_2d", tracking=settings, **stage2_overrides(root, data, 2))
+        wf.initialize()
+        wf.run()
+        iterations = wf.trainer.state.iteration
+        wf.finalize()
+        check_tracked_training(self, uri, "brain_mmif_2d_fusion_head", root / "models" / "fusion_head.pt",
+                               ("val_fusion_score", "loss_intensity", "loss_information"), iterations)
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        run = client.search_runs([client.get_experiment_by_name("bundle-test").experiment_id])[0]
+        panels = [a.path for a in client.list_artifacts(run.info.run_id, "panels")]
+        self.assertEqual(len(panels), 2)  # one per validation
 
     @unittest.skipUnless((REPO_ROOT / "bundles/volume_mmif_3d/configs/train_stage2.json").is_file(), "no 3D config")
     def test_volume_3d(self):
