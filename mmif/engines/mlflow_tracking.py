@@ -92,7 +92,7 @@ class RegisterTrainedModel:
         client, run_id = handler.client, handler.cur_run.info.run_id
         try:
             client.log_artifact(run_id, str(self.model_path), artifact_path=self.artifact_path)
-            if client.search_registered_models(f"name = '{self.registered_model_name}'") == []:
+            if not client.search_registered_models(f"name = '{self.registered_model_name}'"):
                 client.create_registered_model(self.registered_model_name)
             source = f"{client.get_run(run_id).info.artifact_uri}/{self.artifact_path}"
             version = client.create_model_version(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmif.io import atomic_write
+from mmif.metrics.compute import PAPER_METRICS
 
 __all__ = [
     "MetricSummary",
@@ -27,6 +28,7 @@ __all__ = [
     "read_metrics_csv",
     "write_summary_csv",
     "write_summary_json",
+    "near_best_counts",
     "summary_markdown",
     "write_text",
     "ROW_KEYS",
@@ -174,6 +176,37 @@ def _best(values: Sequence[float], higher_is_better: bool | None) -> set[int]:
     return {i for i, v in finite if v == target}
 
 
+def near_best_counts(
+    by_method: Mapping[str, Mapping[str, MetricSummary]],
+    metric_names: Sequence[str],
+    higher_is_better: Mapping[str, bool],
+    tolerance: float = 0.01,
+) -> dict[str, int]:
+    """Per method, on how many of ``metric_names`` its mean is the best or within ``tolerance`` (relative) of the best
+    of the methods given (one task of :func:`summarize`).
+
+    Metrics without a direction in ``higher_is_better``, missing for some method or with a non-finite best are not
+    counted for anyone. "Within 1 %" of a best ``b`` means ``>= b - 0.01 |b|`` (higher is better) or
+    ``<= b + 0.01 |b|`` (lower is better).
+    """
+    methods = list(by_method)
+    counts = dict.fromkeys(methods, 0)
+    for m in metric_names:
+        hib = higher_is_better.get(m)
+        if hib is None or any(m not in by_method[meth] for meth in methods):
+            continue
+        means = {meth: by_method[meth][m].mean for meth in methods}
+        finite = [v for v in means.values() if math.isfinite(v)]
+        if not finite:
+            continue
+        best = max(finite) if hib else min(finite)
+        margin = tolerance * abs(best)
+        for meth, v in means.items():
+            if math.isfinite(v) and (v >= best - margin if hib else v <= best + margin):
+                counts[meth] += 1
+    return counts
+
+
 def _fmt_value(x: float, digits: int) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -184,11 +217,15 @@ def summary_markdown(
     higher_is_better: Mapping[str, bool] | None = None,
     digits: int = 4,
     heading_level: int = 3,
+    standing_metrics: Sequence[str] = PAPER_METRICS,
 ) -> str:
     """Markdown tables, one per task: methods × metrics as ``mean ± std``.
 
     The best mean of each column is bold (the largest for metrics marked higher-is-better, the smallest otherwise;
     no bold for metrics missing from ``higher_is_better`` or with fewer than two methods). Headers carry ↑ / ↓.
+    With two or more methods, a line under each table gives every method's standing: on how many of
+    ``standing_metrics`` (those the run computed; default the published tables' eight) it is the best or within 1 % of
+    the best (:func:`near_best_counts`).
 
     Args:
         summary: from :func:`summarize`.
@@ -196,6 +233,7 @@ def summary_markdown(
         higher_is_better: metric name -> True (↑) or False (↓).
         digits: decimals shown.
         heading_level: markdown heading level of the per-task titles.
+        standing_metrics: the metrics of the standing line (empty: no line).
 
     Returns:
         the markdown text.
@@ -220,5 +258,10 @@ def summary_markdown(
                     text += f" ({s.n_nan} nan)"
                 cells[meth].append(f"**{text}**" if i in best else text)
         lines += ["| " + " | ".join([meth, *cells[meth]]) + " |" for meth in methods]
+        counted = [m for m in standing_metrics if m in metric_names and m in hib]
+        if len(methods) > 1 and counted:
+            counts = near_best_counts(by_method, counted, hib)
+            standing = ", ".join(f"{meth} {counts[meth]}/{len(counted)}" for meth in methods)
+            lines += ["", f"Best or within 1 % of the best on {', '.join(counted)}: {standing}."]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
