@@ -8,13 +8,16 @@ lands in the same run as the losses and metrics, and nothing happens when tracki
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ignite.engine import Engine, Events
 
-__all__ = ["find_mlflow_handler", "log_artifact_to_run", "RegisterTrainedModel"]
+__all__ = ["find_mlflow_handler", "flatten_config", "log_artifact_to_run", "LogConfigParams", "RegisterTrainedModel"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +106,63 @@ class RegisterTrainedModel:
             logger.info("registered %s as %s version %s", self.model_path, self.registered_model_name, self.version)
         except Exception as e:  # tracking must never fail a finished training
             logger.warning("%s: could not register %s in MLflow: %s", type(self).__name__, self.model_path, e)
+
+
+def flatten_config(config: Any, prefix: str = "") -> dict[str, str]:
+    """A bundle config as MLflow params: ``{"head_def.hidden_channels": "8", "roi_size": "[128, 128]", ...}``.
+
+    Nested mappings become dotted keys (MLflow keys cannot hold ``#``); numbers, strings, booleans, ``None`` and lists
+    of them become their JSON text; other lists are flattened by index. The ``imports`` list and ``_requires_`` /
+    ``_disabled_`` entries are left out.
+    """
+    flat: dict[str, str] = {}
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            if key in ("imports", "_requires_", "_disabled_") or str(key).startswith("_meta"):
+                continue
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+    elif isinstance(config, (list, tuple)) and any(isinstance(v, (Mapping, list, tuple)) for v in config):
+        for i, value in enumerate(config):
+            flat.update(flatten_config(value, f"{prefix}{i}."))
+    else:
+        flat[prefix.rstrip(".")] = json.dumps(config) if not isinstance(config, str) else config
+    return flat
+
+
+class LogConfigParams:
+    """Log the executed bundle config as the params of the MLflow run (``--tracking mlflow``).
+
+    MONAI's tracking saves the merged, executed config as a JSON artifact of the run (``save_execute_config``); this
+    handler also logs its entries as run params (:func:`flatten_config`), so runs can be compared and searched by
+    their settings in the MLflow UI. It acts once, at the first ``EPOCH_STARTED`` (the run is open by then, also
+    when a training resumes), and does nothing without a tracked run.
+    """
+
+    def __init__(self) -> None:
+        self.logged = 0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.logged:
+            return
+        handler = find_mlflow_handler(engine)
+        if handler is None:
+            return
+        from mlflow.entities import Param
+
+        artifacts = handler.artifacts if isinstance(handler.artifacts, (list, tuple)) else [handler.artifacts]
+        configs = [Path(a) for a in artifacts if a and str(a).endswith(".json") and Path(a).is_file()]
+        params: dict[str, str] = {}
+        for path in configs:
+            params.update(flatten_config(json.loads(path.read_text(encoding="utf-8"))))
+        run_id = handler.cur_run.info.run_id
+        known = handler.client.get_run(run_id).data.params
+        new = [Param(k, v[:6000]) for k, v in sorted(params.items()) if k not in known]
+        try:
+            for start in range(0, len(new), 100):  # MLflow takes at most 100 params a batch
+                handler.client.log_batch(run_id, params=new[start : start + 100])
+        except Exception as e:  # tracking must never stop training
+            logger.warning("%s: could not log the config as params: %s", type(self).__name__, e)
+        self.logged = len(params)

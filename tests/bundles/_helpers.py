@@ -193,8 +193,9 @@ def mlflow_settings(folder: str | os.PathLike) -> tuple[dict, str]:
 
 def check_tracked_training(case: unittest.TestCase, uri: str, registered_name: str, weights: Path,
                            metrics: tuple[str, ...], iterations: int) -> None:
-    """One FINISHED run holding the loss of each of the ``iterations``, the given metrics, the executed config, the trained weights
-    (equal to ``weights``) and version 1 of ``registered_name`` pointing at them."""
+    """One FINISHED run holding the loss of each of the ``iterations``, the given metrics, the executed config (as an
+    artifact and as params), the trained weights (equal to ``weights``) and version 1 of ``registered_name`` pointing
+    at them."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -214,3 +215,6 @@ def check_tracked_training(case: unittest.TestCase, uri: str, registered_name: s
     case.assertEqual([(str(v.version), v.run_id) for v in versions], [("1", run.info.run_id)])
     case.assertTrue(versions[0].source.endswith("/model"))
     case.assertEqual(run.data.tags["mmif.registered_model"], f"{registered_name}/1")
+    # the executed config as params: settings to compare runs by
+    case.assertIn("bundle_root", run.data.params)
+    case.assertTrue(any(k.startswith("train.trainer.") for k in run.data.params), sorted(run.data.params)[:20])

@@ -10,7 +10,7 @@ import torch
 from ignite.engine import Engine
 from monai.handlers import MLFlowHandler
 
-from mmif.engines.mlflow_tracking import RegisterTrainedModel, find_mlflow_handler, log_artifact_to_run
+from mmif.engines.mlflow_tracking import RegisterTrainedModel, find_mlflow_handler, flatten_config, log_artifact_to_run
 
 
 def _engine() -> Engine:
@@ -68,6 +68,29 @@ class TestRegisterTrainedModel(unittest.TestCase):
     def test_needs_a_name(self):
         with self.assertRaises(ValueError):
             RegisterTrainedModel(self.tmp / "x.pt", " ")
+
+
+class TestFlattenConfig(unittest.TestCase):
+    def test_dotted_keys_and_json_values(self):
+        config = {
+            "imports": ["$import torch"],
+            "epochs": 4,
+            "roi_size": [128, 128],
+            "head_def": {"_target_": "Net", "prior": None, "correction": True, "_requires_": "@x"},
+            "train": {"handlers": [{"_target_": "StatsHandler"}, {"_target_": "X", "_disabled_": "$True"}]},
+        }
+        self.assertEqual(
+            flatten_config(config),
+            {
+                "epochs": "4",
+                "roi_size": "[128, 128]",
+                "head_def._target_": "Net",
+                "head_def.prior": "null",
+                "head_def.correction": "true",
+                "train.handlers.0._target_": "StatsHandler",
+                "train.handlers.1._target_": "X",
+            },
+        )
 
 
 if __name__ == "__main__":
