@@ -130,19 +130,35 @@ def flatten_config(config: Any, prefix: str = "") -> dict[str, str]:
 
 
 class LogConfigParams:
-    """Log the executed bundle config as the params of the MLflow run (``--tracking mlflow``).
+    """Log the executed bundle config as the params of the MLflow run (``--tracking mlflow``), and as an artifact.
 
-    MONAI's tracking saves the merged, executed config as a JSON artifact of the run (``save_execute_config``); this
-    handler also logs its entries as run params (:func:`flatten_config`), so runs can be compared and searched by
-    their settings in the MLflow UI. It acts once, at the first ``EPOCH_STARTED`` (the run is open by then, also
-    when a training resumes), and does nothing without a tracked run.
+    MONAI's tracking saves the merged, executed config as ``<output_dir>/config_<time>.json`` and names it to the
+    ``MLFlowHandler`` as an artifact (``save_execute_config``); this handler also logs its entries as run params
+    (:func:`flatten_config`), so runs can be compared and searched by their settings in the MLflow UI. When the
+    handler's artifact path does not name an existing file (MONAI builds it by string concatenation, which breaks when
+    ``output_dir`` is overridden with a plain path, e.g. ``--output_dir runs/stage1``), it takes the newest
+    ``config_*.json`` in ``output_dir`` and logs that file as an artifact too. It acts once, at the first
+    ``EPOCH_STARTED`` (the run is open by then, also when a training resumes), and does nothing without a tracked run.
+
+    Args:
+        output_dir: where the executed config is written (the bundle's ``output_dir``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, output_dir: str | os.PathLike | None = None) -> None:
+        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.logged = 0
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self)
+
+    def _executed_config(self, handler) -> tuple[Path | None, bool]:
+        """-> (the executed config file, whether the ``MLFlowHandler`` will log it itself)."""
+        artifacts = handler.artifacts if isinstance(handler.artifacts, (list, tuple)) else [handler.artifacts]
+        named = [Path(a) for a in artifacts if a and str(a).endswith(".json") and Path(a).is_file()]
+        if named:
+            return named[0], True
+        found = sorted(self.output_dir.glob("config_*.json"), key=os.path.getmtime) if self.output_dir else []
+        return (found[-1] if found else None), False
 
     def __call__(self, engine: Engine) -> None:
         if self.logged:
@@ -152,17 +168,18 @@ class LogConfigParams:
             return
         from mlflow.entities import Param
 
-        artifacts = handler.artifacts if isinstance(handler.artifacts, (list, tuple)) else [handler.artifacts]
-        configs = [Path(a) for a in artifacts if a and str(a).endswith(".json") and Path(a).is_file()]
-        params: dict[str, str] = {}
-        for path in configs:
-            params.update(flatten_config(json.loads(path.read_text(encoding="utf-8"))))
+        path, logged_by_monai = self._executed_config(handler)
+        if path is None:
+            return
+        params = flatten_config(json.loads(path.read_text(encoding="utf-8")))
         run_id = handler.cur_run.info.run_id
-        known = handler.client.get_run(run_id).data.params
-        new = [Param(k, v[:6000]) for k, v in sorted(params.items()) if k not in known]
         try:
+            known = handler.client.get_run(run_id).data.params
+            new = [Param(k, v[:6000]) for k, v in sorted(params.items()) if k not in known]
             for start in range(0, len(new), 100):  # MLflow takes at most 100 params a batch
                 handler.client.log_batch(run_id, params=new[start : start + 100])
+            if not logged_by_monai:
+                handler.client.log_artifact(run_id, str(path))
         except Exception as e:  # tracking must never stop training
-            logger.warning("%s: could not log the config as params: %s", type(self).__name__, e)
+            logger.warning("%s: could not log the config %s: %s", type(self).__name__, path, e)
         self.logged = len(params)

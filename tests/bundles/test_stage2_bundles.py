@@ -84,7 +84,10 @@ class TestStage2Bundles(unittest.TestCase):
         write_2d_data(data)
         root = self.tmp / "bundle"
         settings, uri = mlflow_settings(self.tmp)
-        wf = self._workflow("brain_mmif_2d", tracking=settings, **stage2_overrides(root, data, 2))
+        # a plain-path output_dir (as `--output_dir runs/stage2` gives): MONAI then names the executed config to the
+        # MLFlowHandler by a broken path, and LogConfigParams logs the file itself
+        override = {**stage2_overrides(root, data, 2), "output_dir": str(self.tmp / "out")}
+        wf = self._workflow("brain_mmif_2d", tracking=settings, **override)
         wf.initialize()
         wf.run()
         iterations = wf.trainer.state.iteration
