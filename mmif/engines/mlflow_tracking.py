@@ -1,5 +1,5 @@
-"""MLflow additions to MONAI's ``MLFlowHandler`` runs: artifacts logged by other handlers and the trained model
-registered at the end of a training.
+"""MLflow additions to MONAI's ``MLFlowHandler`` runs: artifacts logged by other handlers, the executed config as
+params, the trained model registered at the end of a training, and the run ended ``FAILED`` when the training fails.
 
 ``python -m monai.bundle run ... --tracking mlflow`` attaches a ``monai.handlers.MLFlowHandler`` to the trainer and the
 evaluator. The helpers here find that handler on an engine and use its client and open run, so anything they log
@@ -17,7 +17,14 @@ from typing import Any
 
 from ignite.engine import Engine, Events
 
-__all__ = ["find_mlflow_handler", "flatten_config", "log_artifact_to_run", "LogConfigParams", "RegisterTrainedModel"]
+__all__ = [
+    "find_mlflow_handler",
+    "flatten_config",
+    "log_artifact_to_run",
+    "LogConfigParams",
+    "MarkRunFailed",
+    "RegisterTrainedModel",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -183,3 +190,33 @@ class LogConfigParams:
         except Exception as e:  # tracking must never stop training
             logger.warning("%s: could not log the config %s: %s", type(self).__name__, path, e)
         self.logged = len(params)
+
+
+class MarkRunFailed:
+    """End the MLflow run ``FAILED`` (``KILLED`` on Ctrl-C) when the training stops on an exception, then re-raise it.
+
+    MONAI's ``MLFlowHandler`` closes its run (``FINISHED``) on ``Events.COMPLETED`` only, so a training that fails would
+    leave its run ``RUNNING`` for ever. This handler listens to ``Events.EXCEPTION_RAISED`` (which Ignite fires for any
+    exception in the engine, also one raised by the validation evaluator) and ends the run through the handler's own
+    ``close``, which also releases a SQLite store. Ignite stops at the first ``EXCEPTION_RAISED`` handler that raises
+    (MONAI's ``StatsHandler`` logs and raises), so ``attach`` puts this one first, wherever it stands in the config's
+    handler list. Without a tracked run it only re-raises.
+    """
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self)
+        handlers = engine._event_handlers[Events.EXCEPTION_RAISED]
+        handlers.insert(0, handlers.pop())  # Ignite runs them in order and stops at the first that raises
+
+    def __call__(self, engine: Engine, e: BaseException) -> None:
+        handler = find_mlflow_handler(engine)
+        if handler is not None:
+            from mlflow.entities import RunStatus
+
+            status = RunStatus.KILLED if isinstance(e, KeyboardInterrupt) else RunStatus.FAILED
+            try:
+                handler.run_finish_status = RunStatus.to_string(status)
+                handler.close()
+            except Exception as err:  # the training's own error is the one to report
+                logger.warning("%s: could not end the MLflow run: %s", type(self).__name__, err)
+        raise e

@@ -101,6 +101,29 @@ class TestStage2Bundles(unittest.TestCase):
         panels = [a.path for a in client.list_artifacts(run.info.run_id, "panels")]
         self.assertEqual(len(panels), 2)  # one per validation
 
+    def test_brain_2d_failed_training_ends_its_run_failed(self):
+        """An error in the validation of a tracked training: the error reaches the caller, the run ends FAILED."""
+        from ignite.engine import Events
+        from mlflow.tracking import MlflowClient
+
+        data = self.tmp / "data"
+        write_2d_data(data)
+        settings, uri = mlflow_settings(self.tmp)
+        wf = self._workflow("brain_mmif_2d", tracking=settings, **stage2_overrides(self.tmp / "bundle", data, 2))
+        wf.initialize()
+
+        def unreadable(engine):
+            raise OSError("validation image unreadable")
+
+        wf.evaluator.add_event_handler(Events.ITERATION_COMPLETED(once=1), unreadable)
+        with self.assertRaises(RuntimeError) as raised:  # MONAI's config runner wraps the error ...
+            wf.run()
+        self.assertIsInstance(raised.exception.__cause__, OSError)  # ... which stays the cause
+        client = MlflowClient(tracking_uri=uri)
+        runs = client.search_runs([client.get_experiment_by_name("bundle-test").experiment_id])
+        self.assertEqual([r.info.status for r in runs], ["FAILED"])
+        self.assertGreater(len(client.get_metric_history(runs[0].info.run_id, "train_loss")), 0)  # it had trained
+
     @unittest.skipUnless((REPO_ROOT / "bundles/volume_mmif_3d/configs/train_stage2.json").is_file(), "no 3D config")
     def test_volume_3d(self):
         data = self.tmp / "data"

@@ -1,4 +1,4 @@
-"""``RegisterTrainedModel`` and the MLflow helpers on a bare Ignite engine with MONAI's ``MLFlowHandler``."""
+"""``RegisterTrainedModel``, ``MarkRunFailed`` and the MLflow helpers on a bare Ignite engine with MONAI's ``MLFlowHandler``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine
-from monai.handlers import MLFlowHandler
+from monai.handlers import MLFlowHandler, StatsHandler
 
-from mmif.engines.mlflow_tracking import RegisterTrainedModel, find_mlflow_handler, flatten_config, log_artifact_to_run
+from mmif.engines.mlflow_tracking import (
+    MarkRunFailed,
+    RegisterTrainedModel,
+    find_mlflow_handler,
+    flatten_config,
+    log_artifact_to_run,
+)
 
 
 def _engine() -> Engine:
@@ -68,6 +74,49 @@ class TestRegisterTrainedModel(unittest.TestCase):
     def test_needs_a_name(self):
         with self.assertRaises(ValueError):
             RegisterTrainedModel(self.tmp / "x.pt", " ")
+
+
+class TestMarkRunFailed(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.uri = f"sqlite:///{self._tmp.name}/mlflow.db"
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def _run_failing(self, error: BaseException, tracked: bool = True) -> list[str]:
+        """Train with ``error`` raised at iteration 2, a ``StatsHandler`` (which raises first) attached before
+        ``MarkRunFailed``; returns the statuses of the experiment's runs."""
+
+        def step(engine, batch):
+            if engine.state.iteration == 2:
+                raise error
+            return {"loss": torch.tensor(0.5)}
+
+        engine = Engine(step)
+        StatsHandler(name="unit_stats", output_transform=lambda out: None).attach(engine)
+        MarkRunFailed().attach(engine)
+        if tracked:
+            MLFlowHandler(tracking_uri=self.uri, experiment_name="failing", close_on_complete=True,
+                          output_transform=lambda out: out["loss"]).attach(engine)
+        with self.assertRaises(type(error)) as raised:
+            engine.run([0, 1, 2], max_epochs=1)
+        self.assertIs(raised.exception, error)  # the training's own error, not one from the tracking
+        if not tracked:
+            return []
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        return [r.info.status for r in client.search_runs([client.get_experiment_by_name("failing").experiment_id])]
+
+    def test_a_failed_training_ends_its_run_failed(self):
+        self.assertEqual(self._run_failing(ValueError("bad batch")), ["FAILED"])
+
+    def test_an_interrupted_training_ends_its_run_killed(self):
+        self.assertEqual(self._run_failing(KeyboardInterrupt()), ["KILLED"])
+
+    def test_without_tracking_the_error_still_propagates(self):
+        self._run_failing(RuntimeError("no tracking"), tracked=False)
 
 
 class TestFlattenConfig(unittest.TestCase):
