@@ -35,7 +35,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import resource
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

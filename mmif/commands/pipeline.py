@@ -52,5 +52,6 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nDone in {sum(result.seconds.values()):.0f} s ({times}).")
     print(f"Weights: {result.stage1_weights}, {result.stage2_weights}")
     print(f"Evaluation: {result.evaluation_dir} (summary.md, metrics.csv, panel.png, fused/)")
-    print(f"MLflow: {result.tracking_uri} (parent run {result.parent_run_id}); view with `mlflow ui --backend-store-uri {result.tracking_uri}`")
+    print(f"MLflow: {result.tracking_uri} (parent run {result.parent_run_id}); "
+          f"view with `mlflow ui --backend-store-uri {result.tracking_uri}`")
     return 0

@@ -222,8 +222,8 @@ class FusionScore(MetricsLambda):
     about 0 for a useless one: Q^AB/F in [0, 1] (scale 1), SSIM summed over the sources (scale 2, the number of sources
     in the published tables), VIF summed over the sources (scale 1), MI summed over the sources in nats (scale
     8 ln 2, the largest entropy of an 8-bit image). Higher is better. The components are the
-    :class:`mmif.metrics.FusionMetricHandler` values (``"Qabf"``, ``"SSIM"``, ``"VIF"``, ``"MI"``) on the 8-bit scale. The score is a :class:`ignite.metrics.MetricsLambda` over the metric objects themselves,
-    so the component metrics are computed once even when they are also attached (e.g. as ``additional_metrics``).
+    :class:`mmif.metrics.FusionMetricHandler` values (``"Qabf"``, ``"SSIM"``, ``"VIF"``, ``"MI"``) on the 8-bit scale.
+    The score is a :class:`ignite.metrics.MetricsLambda` over the metric objects themselves, so the component metrics are computed once even when they are also attached (e.g. as ``additional_metrics``).
 
     Args:
         metrics: ``{name: ignite Metric}``, e.g. the evaluator's ``additional_metrics``.

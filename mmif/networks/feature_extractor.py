@@ -1,8 +1,8 @@
 """Multi-timestep decoder features of a frozen diffusion-trained UNet (the Stage I → Stage II interface).
 
-Following DM-FNet (IEEE Transactions on Multimedia, 2025; github.com/HeDan-11/DM-FNet), every source image is noised to a few small timesteps, the Stage I
-:class:`monai.networks.nets.DiffusionModelUNet` is run on the noisy images, and the activations of its decoder are kept
-as multi-scale features for the fusion head. MONAI's UNet returns only its output, so the features are read through
+Following DM-FNet (IEEE Transactions on Multimedia, 2025; github.com/HeDan-11/DM-FNet), every source image is noised
+to a few small timesteps, the Stage I :class:`monai.networks.nets.DiffusionModelUNet` is run on the noisy images, and
+the activations of its decoder are kept as multi-scale features for the fusion head. MONAI's UNet returns only its output, so the features are read through
 forward hooks on ``up_blocks[i]`` (or a sub-module of it) and ``middle_block``; the network file is not forked.
 
 Unlike DM-FNet, the noise is drawn from a seeded generator, so the same input always gives the same features.

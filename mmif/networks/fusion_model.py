@@ -1,7 +1,7 @@
 """The Stage II fusion model: the frozen Stage I diffusion feature extractor followed by the trainable fusion head.
 
-DM-FNet (IEEE Transactions on Multimedia, 2025; github.com/HeDan-11/DM-FNet) fuses the decoder features that a diffusion-trained UNet
-(Stage I) produces at a few timesteps with a light head (Stage II). :class:`FusionModel` joins the two behind the fusion
+DM-FNet (IEEE Transactions on Multimedia, 2025; github.com/HeDan-11/DM-FNet) fuses the decoder features that a
+diffusion-trained UNet (Stage I) produces at a few timesteps with a light head (Stage II). :class:`FusionModel` joins the two behind the fusion
 interface of ``docs/conventions.md``::
 
     fused = model(image)   # (B, M, *spatial) in [0, 1] -> (B, 1, *spatial) in [0, 1]

@@ -13,7 +13,6 @@ from PIL import Image
 
 from mmif.cli import main as cli_main
 from mmif.inferers import find_fusion_samples
-from mmif.io import load_image
 
 
 def _grey(path: Path, seed: int, size=(32, 40)) -> np.ndarray:

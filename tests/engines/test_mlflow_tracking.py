@@ -1,4 +1,5 @@
-"""``RegisterTrainedModel``, ``MarkRunFailed`` and the MLflow helpers on a bare Ignite engine with MONAI's ``MLFlowHandler``."""
+"""``RegisterTrainedModel``, ``MarkRunFailed`` and the MLflow helpers on a bare Ignite engine with MONAI's
+``MLFlowHandler``."""
 
 from __future__ import annotations
 
