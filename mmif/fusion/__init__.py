@@ -1,7 +1,7 @@
 """Fusion methods behind one interface: ``fused = method(image)``, ``(B, M, *spatial)`` -> ``(B, 1, *spatial)``.
 
-Classical baselines (``average``, ``maxabs``, ``min``, ``pca``, ``laplacian``, ``dwt``, ``gff``) are registered on
-import;
+Classical baselines (``average``, ``maxabs``, ``min``, ``pca``, ``laplacian``, ``dwt``, ``gff``) and the region
+rules (``region``, ``region_detail``) are registered on import;
 learned models register themselves with :func:`register_fusion_method` (``dmfnet`` lazily, from
 :mod:`mmif.fusion.learned`). :func:`fuse_batch` fuses the Y channels of a
 sample batch and recombines colour.
@@ -26,6 +26,7 @@ from mmif.fusion.classical import (
     PCAFusion,
 )
 from mmif.fusion.guided import GuidedFilterFusion, guided_filter
+from mmif.fusion.region import RegionDetailFusion, RegionEnergyFusion
 from mmif.fusion.rules import FUSION_RULES
 
 # the learned model, imported only when asked for by name (its module loads bundle configs and networks)
@@ -44,6 +45,8 @@ __all__ = [
     "LaplacianFusion",
     "DWTFusion",
     "GuidedFilterFusion",
+    "RegionEnergyFusion",
+    "RegionDetailFusion",
     "guided_filter",
     "FUSION_RULES",
     "fuse_batch",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mmif.losses.anatomy import AnatomyLoss, EdgeTransferLoss
 from mmif.losses.base import FusionTermLoss
 from mmif.losses.color import ColorGamutLoss
 from mmif.losses.contrast import ContrastLoss
@@ -12,8 +13,10 @@ from mmif.losses.intensity import IntensityLoss
 from mmif.losses.structure import StructureLoss
 
 __all__ = [
+    "AnatomyLoss",
     "ColorGamutLoss",
     "ContrastLoss",
+    "EdgeTransferLoss",
     "FusionLoss",
     "FusionTermLoss",
     "GradientLoss",

@@ -7,7 +7,14 @@ import torch
 from monai.networks.layers import separable_filtering
 from monai.transforms import SobelGradients
 
-__all__ = ["gaussian_window", "gaussian_smooth", "local_mean_std", "sobel_magnitude", "crop_border"]
+__all__ = [
+    "gaussian_window",
+    "gaussian_smooth",
+    "local_mean_std",
+    "sobel_components",
+    "sobel_magnitude",
+    "crop_border",
+]
 
 
 def gaussian_window(size: int, sigma: float) -> torch.Tensor:
@@ -51,8 +58,8 @@ def local_mean_std(
     return mean, torch.sqrt(var + eps)
 
 
-def sobel_magnitude(x: torch.Tensor, kernel_size: int = 3) -> torch.Tensor:
-    """L1 gradient magnitude ``sum_axis |Sobel_axis(x)|`` of ``x`` (N, C, *spatial), per channel, 2D or 3D.
+def sobel_components(x: torch.Tensor, kernel_size: int = 3) -> torch.Tensor:
+    """Sobel derivatives of ``x`` (N, C, *spatial) along every spatial axis, stacked: ``(N, C, spatial_dims, *spatial)``.
 
     Uses MONAI's normalised Sobel kernels (:class:`monai.transforms.SobelGradients`: derivative ``[-1, 0, 1] / 2``,
     smoothing ``[1, 2, 1] / 4``), so a unit step gives 0.5 per axis; borders are replicated.
@@ -60,9 +67,15 @@ def sobel_magnitude(x: torch.Tensor, kernel_size: int = 3) -> torch.Tensor:
     sobel = SobelGradients(kernel_size=kernel_size)
     diff, smooth = sobel.kernel_diff.to(x), sobel.kernel_smooth.to(x)
     spatial_dims = x.ndim - 2
-    magnitude = torch.zeros_like(x)
+    components = []
     for axis in range(spatial_dims):
         kernels = [smooth] * spatial_dims
         kernels[axis] = diff
-        magnitude = magnitude + separable_filtering(x, kernels, mode="replicate").abs()
-    return magnitude
+        components.append(separable_filtering(x, kernels, mode="replicate"))
+    return torch.stack(components, dim=2)
+
+
+def sobel_magnitude(x: torch.Tensor, kernel_size: int = 3) -> torch.Tensor:
+    """L1 gradient magnitude ``sum_axis |Sobel_axis(x)|`` of ``x`` (N, C, *spatial), per channel, 2D or 3D (the
+    components of :func:`sobel_components`)."""
+    return sobel_components(x, kernel_size).abs().sum(dim=2)

@@ -7,6 +7,7 @@ from torch.nn.modules.loss import _Loss
 
 from monai.utils import LossReduction
 
+from mmif.losses.anatomy import AnatomyLoss, EdgeTransferLoss
 from mmif.losses.base import check_fusion_inputs, reduce_per_sample
 from mmif.losses.color import ColorGamutLoss
 from mmif.losses.contrast import ContrastLoss
@@ -24,7 +25,10 @@ class FusionLoss(_Loss):
     ``total = sum_k weight_k * term_k`` with the terms :class:`~mmif.losses.IntensityLoss` (``"intensity"``),
     :class:`~mmif.losses.GradientLoss` (``"gradient"``), :class:`~mmif.losses.StructureLoss` (``"structure"``),
     :class:`~mmif.losses.ContrastLoss` (``"contrast"``), :class:`~mmif.losses.ColorGamutLoss` (``"color"``, only
-    when ``chroma`` is given) and :class:`~mmif.losses.InformationLoss` (``"information"``, off by default). Terms
+    when ``chroma`` is given), :class:`~mmif.losses.InformationLoss` (``"information"``, off by default) and
+    :class:`~mmif.losses.AnatomyLoss` (``"anatomy"``, the MRI's edges where a functional source outshines it; off by
+    default) and :class:`~mmif.losses.EdgeTransferLoss` (``"edge"``, every source's edges, a differentiable Q^{AB/F};
+    off by default). Terms
     with weight 0 are not computed. After each call, :attr:`last_terms` holds the unweighted, reduced, detached value
     of every term (0 for skipped ones), for logging.
 
@@ -39,7 +43,11 @@ class FusionLoss(_Loss):
         contrast_weight: weight of the contrast term.
         color_weight: weight of the colour-gamut term.
         information_weight: weight of the information (normalised mutual information) term.
+        anatomy_weight: weight of the anatomy term.
+        edge_weight: weight of the edge-transfer term.
         intensity_target: ``"max"`` or ``"saliency"`` (see :class:`~mmif.losses.IntensityLoss`).
+        intensity_lowpass_sigma: ``None`` or the sigma of the low-pass under which the intensity term compares (see
+            :class:`~mmif.losses.IntensityLoss`).
         win_size: odd Gaussian window of the structure and contrast terms (inputs must be at least this large when the
             structure term is on).
         kernel_sigma: Gaussian sigma of that window.
@@ -48,7 +56,7 @@ class FusionLoss(_Loss):
         reduction: ``"mean"``/``"sum"`` over the batch or ``"none"`` for per-sample values ``(B,)``.
     """
 
-    TERMS = ("intensity", "gradient", "structure", "contrast", "color", "information")
+    TERMS = ("intensity", "gradient", "structure", "contrast", "color", "information", "anatomy", "edge")
 
     def __init__(
         self,
@@ -59,7 +67,10 @@ class FusionLoss(_Loss):
         contrast_weight: float = 1.0,
         color_weight: float = 1.0,
         information_weight: float = 0.0,
+        anatomy_weight: float = 0.0,
+        edge_weight: float = 0.0,
         intensity_target: str = "max",
+        intensity_lowpass_sigma: float | None = None,
         win_size: int = 11,
         kernel_sigma: float = 1.5,
         structure_component: str = "cs",
@@ -78,6 +89,8 @@ class FusionLoss(_Loss):
                     contrast_weight,
                     color_weight,
                     information_weight,
+                    anatomy_weight,
+                    edge_weight,
                 ),
             )
         )
@@ -88,7 +101,9 @@ class FusionLoss(_Loss):
         self.spatial_dims = spatial_dims
         self.weights = {k: float(w) for k, w in weights.items()}
         none = LossReduction.NONE
-        self.intensity = IntensityLoss(spatial_dims, target=intensity_target, reduction=none)
+        self.intensity = IntensityLoss(
+            spatial_dims, target=intensity_target, lowpass_sigma=intensity_lowpass_sigma, reduction=none
+        )
         self.gradient = GradientLoss(spatial_dims, reduction=none)
         self.structure = StructureLoss(
             spatial_dims, win_size=win_size, kernel_sigma=kernel_sigma, component=structure_component, reduction=none
@@ -96,6 +111,8 @@ class FusionLoss(_Loss):
         self.contrast = ContrastLoss(spatial_dims, win_size=win_size, kernel_sigma=kernel_sigma, reduction=none)
         self.color = ColorGamutLoss(spatial_dims, reduction=none)
         self.information = InformationLoss(spatial_dims, num_bins=information_bins, reduction=none)
+        self.anatomy = AnatomyLoss(spatial_dims, reduction=none)
+        self.edge = EdgeTransferLoss(spatial_dims, reduction=none)
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(

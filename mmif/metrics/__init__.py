@@ -10,6 +10,8 @@ and says how the metric extends to 3D.
   :func:`average_gradient` (AG);
 - against the sources: :func:`mutual_information` (MI), :func:`scd`, :func:`vif`, :func:`qabf`, :func:`nabf`,
   :func:`ssim`, :func:`ms_ssim`, :func:`psnr`, :func:`mse`, :func:`cc`, :func:`fmi` (optional, slower);
+- anatomy under function (:data:`ANATOMY_METRICS`): :func:`anatomy` (the MRI's edges kept where PET/SPECT outshines
+  it) and :func:`function` (the fused brightness follows the tracer there);
 - :func:`compute_metrics` computes several at once by table name (:data:`DEFAULT_METRICS`), sharing work;
 - :func:`to_gray8`: 8-bit grey/RGB -> the reference's grey levels;
 - :class:`FusionMetric` (MONAI ``CumulativeIterationMetric``) and :class:`FusionMetricHandler` (Ignite).
@@ -18,7 +20,9 @@ and says how the metric extends to 3D.
 from __future__ import annotations
 
 from mmif.metrics._utils import FusionInputs
+from mmif.metrics.anatomy_function import anatomy, function, function_dominant_mask
 from mmif.metrics.compute import (
+    ANATOMY_METRICS,
     DEFAULT_METRICS,
     HIGHER_IS_BETTER,
     METRICS,
@@ -52,6 +56,10 @@ __all__ = [
     "mse",
     "cc",
     "fmi",
+    "anatomy",
+    "function",
+    "function_dominant_mask",
+    "ANATOMY_METRICS",
     "to_gray8",
     "compute_metrics",
     "get_metric",

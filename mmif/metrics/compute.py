@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmif.metrics._utils import FusionInputs
-from mmif.metrics import correlation, edges, fidelity, information, statistics, structural
+from mmif.metrics import anatomy_function, correlation, edges, fidelity, information, statistics, structural
 
 __all__ = [
     "MetricSpec",
     "METRICS",
     "DEFAULT_METRICS",
     "PAPER_METRICS",
+    "ANATOMY_METRICS",
     "HIGHER_IS_BETTER",
     "compute_metrics",
     "get_metric",
@@ -63,6 +64,8 @@ def _specs() -> dict[str, MetricSpec]:
         MetricSpec("SSIM_dr255", stru.ssim, stru._ssim, options={"data_range": 255.0}),
         MetricSpec("FMI", inf.fmi, inf._fmi, options={"feature": "pixel"}),
         MetricSpec("FMI_w", inf.fmi, inf._fmi, options={"feature": "wavelet"}),
+        MetricSpec("anatomy", anatomy_function.anatomy, anatomy_function._anatomy),
+        MetricSpec("function", anatomy_function.function, anatomy_function._function),
     ]
     return {s.name: s for s in specs}
 
@@ -73,6 +76,8 @@ METRICS: dict[str, MetricSpec] = _specs()
 DEFAULT_METRICS: tuple[str, ...] = (
     "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "Nabf", "SSIM", "MS_SSIM", "PSNR", "CC",
 )
+#: anatomy under function (:mod:`mmif.metrics.anatomy_function`): what a reader of a PET/SPECT fusion looks for.
+ANATOMY_METRICS: tuple[str, ...] = ("anatomy", "function")
 #: the metrics DM-FNet's tables report.
 PAPER_METRICS: tuple[str, ...] = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
 #: metric name -> whether a larger value is better (Nabf and MSE: lower is better).

@@ -15,7 +15,7 @@ import torch
 
 from mmif.metrics._utils import FusionInputs, slices_last_axis, sobel_2d
 
-__all__ = ["qabf", "nabf"]
+__all__ = ["qabf", "nabf", "edge_preservation"]
 
 
 def _slices(inp: FusionInputs, name: str) -> torch.Tensor:
@@ -26,8 +26,15 @@ def _slices(inp: FusionInputs, name: str) -> torch.Tensor:
         torch.cat([s, inp.fused.unsqueeze(0)]).float(), inp.spatial_dims))
 
 
-def _qabf(inp: FusionInputs) -> float:
-    x = _slices(inp, "qabf")
+def edge_preservation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel Xydeas-Petrović edge preservation of each source in ``F`` (the Q^{AB/F} terms, standard constants).
+
+    Args:
+        x: ``(N + 1, ..., H, W)`` float: the ``N`` sources then ``F``, 2D slices in the last two axes.
+
+    Returns:
+        ``(q, g)``: ``Q^{S_i F}`` and the source edge strengths ``g_{S_i}``, both ``(N, ..., H, W)``.
+    """
     gx, gy = sobel_2d(x, padding="zeros")  # convolve2d(mode='same') of the reference
     g = torch.sqrt(gx * gx + gy * gy)
     # the reference's convolve2d flips the masks: its G_y / G_x is (top - bottom) / (right - left) = -gy / gx
@@ -40,7 +47,12 @@ def _qabf(inp: FusionInputs) -> float:
     align = 1.0 - torch.abs(a_s - a_f) / (math.pi / 2)
     q_g = 0.9994 / (1.0 + torch.exp(-15.0 * (ratio - 0.5)))
     q_a = 0.9879 / (1.0 + torch.exp(-22.0 * (align - 0.8)))
-    return float((q_g * q_a * g_s).double().sum() / g_s.double().sum())
+    return q_g * q_a, g_s
+
+
+def _qabf(inp: FusionInputs) -> float:
+    q, g_s = inp.cached("edge_preservation", lambda: edge_preservation(_slices(inp, "qabf")))
+    return float((q * g_s).double().sum() / g_s.double().sum())
 
 
 def qabf(fused: Any, sources: Sequence[Any]) -> float:

@@ -21,6 +21,9 @@ from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Conv, Pool
 from monai.utils import ensure_tuple_rep
 
+from mmif.networks.layered_head import RegionDetailHead
+from mmif.networks.modalities import fold_modalities, unfold_modalities
+
 __all__ = ["DiffusionFeatureFusionNet"]
 
 _INTERP_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -32,16 +35,6 @@ def resize_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     if x.shape[2:] == size:
         return x
     return F.interpolate(x, size=size, mode=_INTERP_MODE[x.ndim - 2], align_corners=False)
-
-
-def fold_modalities(x: torch.Tensor) -> torch.Tensor:
-    """``(B, M, ...)`` -> ``(B * M, ...)``: modalities become batch items, so weights are shared across them."""
-    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
-
-
-def unfold_modalities(x: torch.Tensor, num_modalities: int) -> torch.Tensor:
-    """``(B * M, ...)`` -> ``(B, M, ...)``; the inverse of :func:`fold_modalities`."""
-    return x.reshape(x.shape[0] // num_modalities, num_modalities, *x.shape[1:])
 
 
 def default_hidden_channels(num_levels: int, finest: int = 8, largest: int = 32) -> tuple[int, ...]:
@@ -300,7 +293,9 @@ class DiffusionFeatureFusionNet(nn.Module):
     or a source-weighting head (``output_mode="source_weights"``, :class:`SourceWeightingHead`): the features decide,
     per voxel, how much of each source image goes into the fused image, plus a learned correction. The second keeps
     the sources' exact intensities where one source dominates (black background stays black) and trains in far fewer
-    iterations; it needs the source images (``forward(features, image)``).
+    iterations; it needs the source images (``forward(features, image)``). ``output_mode="region_detail"``
+    (:class:`~mmif.networks.layered_head.RegionDetailHead`) selects a source per region and carries the detail layers
+    of the sources it does not select, so the MRI's anatomy shows through a brighter PET/SPECT region.
 
     All weights are independent of the number of modalities M and the fused output is invariant to their order
     (``num_modalities``, when given, is only checked). Optionally (``image_skip=True``) the source luminance images are
@@ -322,13 +317,21 @@ class DiffusionFeatureFusionNet(nn.Module):
         image_skip: embed the source images (``forward(..., image=...)``) into the finest level.
         output_activation: ``"sigmoid"`` or ``"clamp"``, how the output is brought to [0, 1] (``"image"`` mode).
         output_mode: ``"image"`` (a convolution to the fused image) or ``"source_weights"`` (per-voxel weights of the
-            source images plus a correction, see :class:`SourceWeightingHead`).
+            source images plus a correction, see :class:`SourceWeightingHead`) or ``"region_detail"`` (a region decision
+            map plus the detail layers of the sources it does not select, see
+            :class:`~mmif.networks.layered_head.RegionDetailHead`).
         selection: ``"soft"``, ``"hard"`` or ``"relaxed"`` weights of the source-weighting head (see
             :class:`SourceWeightingHead`).
         correction: whether the source-weighting head adds its learned correction (see :class:`SourceWeightingHead`).
         prior: ``None`` or ``"max"``: the source-weighting head starts from the max-abs selection and learns where to
             depart from it (see :class:`SourceWeightingHead`).
-        prior_weight: initial weight of that prior.
+        prior_weight: initial weight of that prior (``"source_weights"``), or of the region-energy selection prior
+            (``"region_detail"``).
+        detail_sigma: ``"region_detail"``: Gaussian sigma (voxels) of the base layer (see
+            :class:`~mmif.networks.layered_head.RegionDetailHead`).
+        energy_window: ``"region_detail"``: window of the local energy that the decision map starts from.
+        initial_gain: ``"region_detail"``: the detail gain of a new head where two detail layers are equally strong.
+        gain_prior_weight: ``"region_detail"``: the weight of the gains' detail-energy prior.
     """
 
     def __init__(
@@ -349,6 +352,10 @@ class DiffusionFeatureFusionNet(nn.Module):
         correction: bool = True,
         prior: str | None = None,
         prior_weight: float = 8.0,
+        detail_sigma: float = 3.0,
+        energy_window: int = 7,
+        initial_gain: float = 0.5,
+        gain_prior_weight: float = 100.0,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -376,8 +383,10 @@ class DiffusionFeatureFusionNet(nn.Module):
             raise ValueError(f"{name}: hidden_channels, out_channels and attention_reduction must be positive.")
         if output_activation not in ("sigmoid", "clamp"):
             raise ValueError(f"{name}: output_activation must be 'sigmoid' or 'clamp', got {output_activation!r}.")
-        if output_mode not in ("image", "source_weights"):
-            raise ValueError(f"{name}: output_mode must be 'image' or 'source_weights', got {output_mode!r}.")
+        if output_mode not in ("image", "source_weights", "region_detail"):
+            raise ValueError(
+                f"{name}: output_mode must be 'image', 'source_weights' or 'region_detail', got {output_mode!r}."
+            )
         if prior is not None and output_mode != "source_weights":
             raise ValueError(f"{name}: prior={prior!r} acts on source weights and needs output_mode='source_weights'.")
 
@@ -405,6 +414,17 @@ class DiffusionFeatureFusionNet(nn.Module):
         self.image_embedding = ImageEmbedding(spatial_dims, hidden_channels[-1], act, norm) if image_skip else None
         if output_mode == "image":
             self.head = OutputHead(spatial_dims, hidden_channels[-1], out_channels, output_activation)
+        elif output_mode == "region_detail":
+            self.head = RegionDetailHead(
+                spatial_dims,
+                hidden_channels[-1],
+                out_channels,
+                detail_sigma=detail_sigma,
+                energy_window=energy_window,
+                prior_weight=prior_weight,
+                initial_gain=initial_gain,
+                gain_prior_weight=gain_prior_weight,
+            )
         else:
             self.head = SourceWeightingHead(
                 spatial_dims, hidden_channels[-1], out_channels, selection, correction, prior, prior_weight
@@ -413,7 +433,7 @@ class DiffusionFeatureFusionNet(nn.Module):
     @property
     def uses_image(self) -> bool:
         """Whether ``forward`` needs the source images (``image_skip`` or the source-weighting head)."""
-        return self.image_skip or self.output_mode == "source_weights"
+        return self.image_skip or self.output_mode != "image"
 
     def _check_inputs(self, features: Sequence[torch.Tensor], image: torch.Tensor | None) -> None:
         name = type(self).__name__
@@ -445,7 +465,7 @@ class DiffusionFeatureFusionNet(nn.Module):
         if self.uses_image:
             if image is None:
                 raise ValueError(
-                    f"{name}: image_skip=True or output_mode='source_weights' needs the source images: "
+                    f"{name}: image_skip=True or output_mode={self.output_mode!r} needs the source images: "
                     "forward(features, image)."
                 )
             if tuple(image.shape) != (b, m, *finest):
@@ -478,6 +498,6 @@ class DiffusionFeatureFusionNet(nn.Module):
             if x is not None:
                 fused = fused + resize_to(x, fused)
             x = self.aggregation_blocks[level](fused)
-        if self.output_mode == "source_weights":
+        if self.output_mode != "image":
             return self.head(x, per_modality, image)
         return self.head(x)

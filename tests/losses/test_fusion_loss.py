@@ -6,8 +6,10 @@ import torch
 from parameterized import parameterized
 
 from mmif.losses import (
+    AnatomyLoss,
     ColorGamutLoss,
     ContrastLoss,
+    EdgeTransferLoss,
     FusionLoss,
     GradientLoss,
     InformationLoss,
@@ -194,9 +196,12 @@ class TestFusionLoss(unittest.TestCase):
         gen = torch.Generator().manual_seed(1)
         n = SIZE[spatial_dims]
         sources = torch.rand(2, modalities, *(n,) * spatial_dims, generator=gen)
+        sources[:, 1:] = 0.5 + 0.5 * sources[:, 1:]  # functional sources that outshine the first (anatomy term)
         chroma = torch.rand(2, 2, *(n,) * spatial_dims, generator=gen)
         fused = torch.rand(2, 1, *(n,) * spatial_dims, generator=gen).requires_grad_(True)
-        weights = dict(intensity=1.0, gradient=2.0, structure=0.5, contrast=0.7, color=3.0, information=0.4)
+        weights = dict(
+            intensity=1.0, gradient=2.0, structure=0.5, contrast=0.7, color=3.0, information=0.4, anatomy=0.8, edge=0.6
+        )
         loss = FusionLoss(spatial_dims, *weights.values(), win_size=WIN)
         total = loss(fused, sources, chroma=chroma)
         expected = (
@@ -206,6 +211,8 @@ class TestFusionLoss(unittest.TestCase):
             + weights["contrast"] * ContrastLoss(spatial_dims, win_size=WIN)(fused, sources)
             + weights["color"] * ColorGamutLoss(spatial_dims)(fused, chroma)
             + weights["information"] * InformationLoss(spatial_dims)(fused, sources)
+            + weights["anatomy"] * AnatomyLoss(spatial_dims)(fused, sources)
+            + weights["edge"] * EdgeTransferLoss(spatial_dims)(fused, sources)
         )
         torch.testing.assert_close(total, expected)
         self.assertEqual(set(loss.last_terms), set(FusionLoss.TERMS))
