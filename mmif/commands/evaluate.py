@@ -34,7 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"fusion methods (default: {' '.join(DEFAULT_METHODS)})",
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
-    parser.add_argument("--metrics", nargs="+", metavar="NAME", help="metric names (default: mmif.metrics.DEFAULT_METRICS)")
+    parser.add_argument("--metrics", nargs="+", metavar="NAME",
+                        help="metric names (default: mmif.metrics.DEFAULT_METRICS, then anatomy and function)")
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db)")
     parser.add_argument("--experiment", default=None, help="MLflow experiment name (default: mmif-evaluate)")

@@ -13,13 +13,21 @@ from __future__ import annotations
 from mmif.evaluation.inputs import normalize_entry, resolve_samples
 from mmif.evaluation.panel import PanelRow, render_panel
 from mmif.evaluation.report import MetricSummary, read_metrics_csv, summarize, summary_markdown
-from mmif.evaluation.runner import EvaluationResult, FusionEvaluator, evaluate, method_name, resolve_methods
+from mmif.evaluation.runner import (
+    EVALUATION_METRICS,
+    EvaluationResult,
+    FusionEvaluator,
+    evaluate,
+    method_name,
+    resolve_methods,
+)
 from mmif.evaluation.tracking import DEFAULT_EXPERIMENT, MLflowTracker, default_tracking_uri, resolve_tracking_uri
 
 __all__ = [
     "evaluate",
     "FusionEvaluator",
     "EvaluationResult",
+    "EVALUATION_METRICS",
     "resolve_samples",
     "normalize_entry",
     "method_name",

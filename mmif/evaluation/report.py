@@ -2,8 +2,9 @@
 
 The per-image table has one row per (task, name, method) with one column per metric. The summary groups it by task and
 method and gives, for every metric, the mean and the sample standard deviation (``ddof=1``; 0 for a single image) over
-the images where the metric is defined (NaN values, e.g. SCD when the fused image equals a source, are left out and
-counted in ``n_nan``).
+the images where the metric is defined (NaN values, e.g. SCD when the fused image equals a source or ``anatomy`` /
+``function`` when nothing outshines the MRI, are left out and counted in ``n_nan``). The standing line of the markdown
+counts only the published tables' metrics (:data:`~mmif.metrics.PAPER_METRICS`); the other columns are shown only.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ __all__ = [
 
 #: identifying columns of the per-image table, before the metric columns
 ROW_KEYS = ("task", "name", "method")
+#: the per-metric columns of the summary CSV (``<metric>_<field>``)
+_SUMMARY_FIELDS = ("mean", "std", "n")
 
 
 @dataclass(frozen=True)
@@ -139,15 +142,16 @@ def read_metrics_csv(path: str | os.PathLike) -> tuple[list[dict[str, object]], 
 def write_summary_csv(
     path: str | os.PathLike, summary: Mapping[str, Mapping[str, Mapping[str, MetricSummary]]], metric_names: Sequence[str]
 ) -> None:
-    """Write the summary as CSV: ``task, method, n_images`` then ``<metric>_mean, <metric>_std`` per metric."""
-    header = ["task", "method", "n_images"] + [f"{m}_{s}" for m in metric_names for s in ("mean", "std")]
+    """Write the summary as CSV: ``task, method, n_images`` then ``<metric>_mean``, ``<metric>_std`` and
+    ``<metric>_n`` (the images where it is defined, e.g. fewer for ``anatomy`` where nothing outshines the MRI)."""
+    header = ["task", "method", "n_images"] + [f"{m}_{s}" for m in metric_names for s in _SUMMARY_FIELDS]
     rows = []
     for task, by_method in summary.items():
         for method, stats in by_method.items():
             n_images = max((s.n + s.n_nan for s in stats.values()), default=0)
             rows.append(
                 [task, method, n_images]
-                + [_fmt_csv(getattr(stats[m], s)) for m in metric_names for s in ("mean", "std")]
+                + [_fmt_csv(getattr(stats[m], s)) for m in metric_names for s in _SUMMARY_FIELDS]
             )
     write_text(path, _csv_text(header, rows))
 

@@ -4,8 +4,9 @@ Outputs under ``output_dir``:
 
 - ``fused/<method>/<task>/<name>.png`` (8-bit; RGB for colour samples, grey otherwise) or ``.nii.gz`` (3D, float32 in
   ``[0, 1]``, with the source affine);
-- ``metrics.csv``: one row per (task, name, method), one column per metric;
-- ``summary.md``, ``summary.csv``, ``summary.json``: per task, methods × metrics, mean ± std;
+- ``metrics.csv``: one row per (task, name, method), one column per metric (default :data:`EVALUATION_METRICS`);
+- ``summary.md``, ``summary.csv``, ``summary.json``: per task, methods × metrics, mean ± std over the images where the
+  metric is defined (with the counts);
 - ``panel.png``: a few samples per task, the sources and each method's result;
 - ``mlflow.db`` and ``mlartifacts/`` for the embedded MLflow store (unless another tracking URI is used or tracking
   is off).
@@ -45,8 +46,13 @@ from mmif.evaluation.scoring import (
     write_fused,
 )
 from mmif.evaluation.tracking import DEFAULT_EXPERIMENT, MLflowTracker, resolve_tracking_uri
+from mmif.metrics.compute import ANATOMY_METRICS, DEFAULT_METRICS
 
-__all__ = ["FusionEvaluator", "EvaluationResult", "evaluate", "method_name", "resolve_methods"]
+__all__ = ["FusionEvaluator", "EvaluationResult", "evaluate", "method_name", "resolve_methods", "EVALUATION_METRICS"]
+
+#: what is scored by default: :data:`mmif.metrics.DEFAULT_METRICS` then ``anatomy`` and ``function``
+#: (:data:`mmif.metrics.ANATOMY_METRICS`; NaN where the functional source outshines the MRI nowhere).
+EVALUATION_METRICS: tuple[str, ...] = DEFAULT_METRICS + ANATOMY_METRICS
 
 
 MethodSpec = str | nn.Module
@@ -128,7 +134,7 @@ class FusionEvaluator:
             ``Dataset`` whose items are already loaded samples and whose ``data`` attribute holds the entries.
         methods: fusion method names, ``torch.nn.Module`` s, or a ``{name: module}`` mapping.
         output_dir: where everything is written (created if needed).
-        metrics: metric names (default :data:`mmif.metrics.DEFAULT_METRICS`).
+        metrics: metric names (default :data:`EVALUATION_METRICS`).
         batch_size: samples fused together when task, shape and colour agree.
         num_workers: loader workers (0 = load in the main process).
         panel_rows: samples per task shown in the panel (0: no panel).
@@ -164,8 +170,6 @@ class FusionEvaluator:
         progress: bool = True,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        from mmif.metrics import DEFAULT_METRICS
-
         name = type(self).__name__
         if batch_size < 1:
             raise ValueError(f"{name}: batch_size must be >= 1, got {batch_size}")
@@ -187,7 +191,7 @@ class FusionEvaluator:
             seen.add(key)
         self.methods = resolve_methods(methods)
         self.output_dir = Path(output_dir)
-        self.metric_names = list(metrics) if metrics else list(DEFAULT_METRICS)
+        self.metric_names = list(metrics) if metrics else list(EVALUATION_METRICS)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.panel_rows = panel_rows
@@ -388,10 +392,17 @@ class FusionEvaluator:
         }
         write_metrics_csv(files["metrics_csv"], rows, self.metric_names)
         note = (
-            f"Methods: {', '.join(self.methods)}. Mean ± sample std over the images of each task; best mean in bold "
-            "(↑ higher is better, ↓ lower is better). 2D scores are computed on the written 8-bit outputs read as grey "
-            "(the metric reference's convention); 3D scores on [0, 1] volumes × 255.\n\n"
+            f"Methods: {', '.join(self.methods)}. Mean ± sample std over the images of each task where the metric is "
+            "defined (\"(k nan)\": k images left out); best mean in bold (↑ higher is better, ↓ lower is better). 2D "
+            "scores are computed on the written 8-bit outputs read as grey (the metric reference's convention); 3D "
+            "scores on [0, 1] volumes × 255.\n\n"
         )
+        if any(m in self.metric_names for m in ANATOMY_METRICS):
+            note += (
+                "anatomy: the MRI's edges kept (Q^AF) where a blurred functional source B outshines the blurred MRI A; "
+                "function: 1 - mean |G*F - G*B| / mean |G*A - G*B| there (1: follows the tracer, 0: the MRI). NaN "
+                "where nothing outshines the MRI; not counted in the standing line.\n\n"
+            )
         write_text(files["summary_md"], "# Fusion evaluation\n\n" + note + md)
         write_summary_csv(files["summary_csv"], summary, self.metric_names)
         write_summary_json(

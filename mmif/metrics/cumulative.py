@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 from monai.metrics.regression import RegressionMetric
-from monai.utils import MetricReduction
+from monai.metrics.utils import do_metric_reduction
+from monai.utils import MetricReduction, look_up_option
 
 from mmif.metrics.compute import METRICS, get_metric, metric_names
 
@@ -41,7 +42,8 @@ class FusionMetric(RegressionMetric):
         quantize: round (half to even) and clip to integer grey levels 0..255 after scaling, as reading 8-bit PNGs
             does (the reference convention). Without it, values outside 0..255 raise ``ValueError``.
         reduction: MONAI reduction for :meth:`aggregate` (``"mean"``, ``"none"``, ``"mean_batch"``, ...); NaN values
-            (e.g. SCD with ``F`` equal to a source) are skipped.
+            (e.g. SCD with ``F`` equal to a source, ``anatomy``/``function`` with an empty mask) are skipped, and the
+            result is NaN where no sample has a value (MONAI alone would give 0).
         get_not_nans: make :meth:`aggregate` also return the count of non-NaN values.
         options: keyword options of the metric (e.g. ``data_range=255`` for ``"SSIM"``).
 
@@ -83,6 +85,19 @@ class FusionMetric(RegressionMetric):
     def _to_scale(self, x: torch.Tensor) -> torch.Tensor:
         x = x.detach().to("cpu", torch.float64) * self.input_scale
         return x.clamp(0.0, 255.0).round() if self.quantize else x
+
+    def aggregate(
+        self, reduction: MetricReduction | str | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The NaN-skipping reduction of the buffered values (see ``reduction``); NaN where none is defined."""
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor):
+            raise ValueError("the data to aggregate must be PyTorch Tensor.")
+        reduction = look_up_option(reduction or self.reduction, MetricReduction)
+        f, not_nans = do_metric_reduction(data, reduction)
+        if reduction != MetricReduction.NONE:  # MONAI gives 0 for a mean over no value
+            f = torch.where(not_nans > 0, f, f.new_full((), float("nan")))
+        return (f, not_nans) if self.get_not_nans else f
 
     def _compute_metric(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Returns ``(B, 1)``: the metric of every sample."""

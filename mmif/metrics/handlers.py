@@ -27,7 +27,8 @@ class FusionMetricHandler(IgniteMetricHandler):
     Args:
         metric: a name of :data:`mmif.metrics.METRICS`.
         input_scale, quantize, options: see :class:`FusionMetric`.
-        reduction: MONAI reduction of the per-sample values (NaN-skipping mean by default).
+        reduction: MONAI reduction of the per-sample values (NaN-skipping mean by default; NaN when no sample has a
+            value, e.g. ``"anatomy"`` over images where nothing outshines the MRI).
         output_transform: maps ``engine.state.output`` to ``(y_pred, y)``.
         save_details: keep the per-sample values in ``engine.state.metric_details[name]``.
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
+import math
 import shutil
 import tempfile
 import unittest
@@ -17,8 +19,9 @@ from parameterized import parameterized
 from PIL import Image
 
 from mmif.errors import InputError
-from mmif.evaluation import FusionEvaluator, evaluate, read_metrics_csv
-from mmif.metrics import compute_metrics, to_gray8
+from mmif.evaluation import EVALUATION_METRICS, FusionEvaluator, evaluate, read_metrics_csv
+from mmif.evaluation.report import near_best_counts
+from mmif.metrics import ANATOMY_METRICS, DEFAULT_METRICS, HIGHER_IS_BETTER, PAPER_METRICS, compute_metrics, to_gray8
 from mmif.transforms import LoadFusionSourcesd
 from tests.evaluation._data import AFFINE_3D, write_2d_layout, write_3d_case
 
@@ -138,6 +141,82 @@ class TestEvaluate2D(unittest.TestCase):
         self.assertNotIn("panel", res.files)
 
 
+class TestDefaultMetrics(unittest.TestCase):
+    """The default columns, with anatomy/function, on 2 grey+grey and 2 grey+RGB samples; one CT is darker than its
+    MRI everywhere, so anatomy/function are undefined (NaN) there."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = Path(tempfile.mkdtemp(prefix="mmif_eval_default_"))
+        cls.datalist = write_2d_layout(cls.tmp / "data", n=2)
+        cls.dark = next(e for e in cls.datalist["test"] if e["task"] == "MRI_CT" and e["name"].endswith("1"))
+        mri = np.asarray(Image.open(cls.dark["image"][0]), dtype=np.float64)
+        Image.fromarray(np.round(0.3 * mri).astype(np.uint8)).save(cls.dark["image"][1])
+        cls.out = cls.tmp / "out"
+        cls.result = evaluate(METHODS, cls.out, datalist=cls.datalist, batch_size=2, tracking=False, progress=False,
+                              panel_rows=0)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_columns(self):
+        self.assertEqual(EVALUATION_METRICS, DEFAULT_METRICS + ANATOMY_METRICS)
+        self.assertEqual(self.result.metric_names, list(EVALUATION_METRICS))
+        _, names = read_metrics_csv(self.out / "metrics.csv")
+        self.assertEqual(names, list(EVALUATION_METRICS))
+        with open(self.out / "summary.csv", encoding="utf-8", newline="") as f:
+            header = next(csv.reader(f))
+        for m in ANATOMY_METRICS:
+            self.assertTrue({f"{m}_mean", f"{m}_std", f"{m}_n"} <= set(header), header)
+        summary = json.loads((self.out / "summary.json").read_text(encoding="utf-8"))
+        self.assertEqual(summary["metrics"], list(EVALUATION_METRICS))
+        self.assertIn("anatomy", summary["summary"]["MRI_PET"]["maxabs"])
+
+    def test_scores_match_written_files(self):
+        rows, _ = read_metrics_csv(self.out / "metrics.csv")
+        by_entry = {(e["task"], e["name"]): e for e in self.datalist["test"]}
+        for row in rows:
+            entry = by_entry[(row["task"], row["name"])]
+            fused = _gray_of_file(self.out / "fused" / row["method"] / row["task"] / f"{row['name']}.png")
+            expected = compute_metrics(fused, [_gray_of_file(p) for p in entry["image"]], names=list(ANATOMY_METRICS))
+            for m in ANATOMY_METRICS:
+                np.testing.assert_allclose(row[m], expected[m], rtol=1e-9, atol=1e-12, err_msg=f"{row} {m}")
+                self.assertEqual(math.isnan(row[m]), row["name"] == self.dark["name"] and row["task"] == "MRI_CT")
+
+    def test_nan_left_out_of_the_means_and_counted(self):
+        rows, _ = read_metrics_csv(self.out / "metrics.csv")
+        with open(self.out / "summary.csv", encoding="utf-8", newline="") as f:
+            table = {(r["task"], r["method"]): r for r in csv.DictReader(f)}
+        summary = json.loads((self.out / "summary.json").read_text(encoding="utf-8"))["summary"]
+        for method in METHODS:
+            for m in ANATOMY_METRICS:
+                with self.subTest(method=method, metric=m):
+                    s = self.result.summary["MRI_CT"][method][m]
+                    value = [r[m] for r in rows if r["task"] == "MRI_CT" and r["method"] == method
+                             and r["name"] != self.dark["name"]]
+                    self.assertEqual((s.n, s.n_nan), (1, 1))
+                    self.assertAlmostEqual(s.mean, value[0], places=12)
+                    self.assertEqual(table[("MRI_CT", method)][f"{m}_n"], "1")
+                    self.assertEqual(table[("MRI_CT", method)]["n_images"], "2")
+                    self.assertEqual(table[("MRI_PET", method)][f"{m}_n"], "2")
+                    self.assertEqual(summary["MRI_CT"][method][m]["n_nan"], 1)
+        self.assertIn("(1 nan)", self.result.markdown)
+
+    def test_shown_but_not_in_the_standing(self):
+        md = (self.out / "summary.md").read_text(encoding="utf-8")
+        self.assertIn("anatomy ↑ | function ↑ |", md)
+        for task in ("MRI_CT", "MRI_PET"):
+            counts = near_best_counts(self.result.summary[task], PAPER_METRICS, HIGHER_IS_BETTER)
+            standing = ", ".join(f"{meth} {counts[meth]}/{len(PAPER_METRICS)}" for meth in METHODS)
+            self.assertIn(f"Best or within 1 % of the best on {', '.join(PAPER_METRICS)}: {standing}.", md)
+        self.assertNotIn("anatomy:", md.split("Best or within")[1].split("\n")[0])
+        # max-abs copies the brighter tracer: low anatomy, high function on the colour pairs
+        s = self.result.summary["MRI_PET"]
+        self.assertLess(s["maxabs"]["anatomy"].mean, s["average"]["anatomy"].mean)
+        self.assertGreater(s["maxabs"]["function"].mean, s["average"]["function"].mean)
+
+
 class TestEvaluate3D(_TempDirCase):
     def test_nifti_output_keeps_affine(self):
         datalist = write_3d_case(self.tmp / "vol")
@@ -161,6 +240,29 @@ class TestEvaluate3D(_TempDirCase):
             expected = compute_metrics(data * 255.0, [lum[0] * 255.0, lum[1] * 255.0], names=["EN", "SD", "MI"])
             for m in ("EN", "SD", "MI"):
                 np.testing.assert_allclose(row[m], expected[m], rtol=1e-6, err_msg=m)
+
+    def test_anatomy_function_columns(self):
+        datalist = write_3d_case(self.tmp / "vol")
+        entry = datalist["test"][0]
+        # the generated tracer never outshines the T1 (NaN); with the sources swapped the T1 outshines the "MRI"
+        swapped = {**entry, "image": entry["image"][::-1], "modalities": entry["modalities"][::-1], "task": "pet_t1"}
+        names = [m for m in EVALUATION_METRICS if m not in ("VIF", "MS_SSIM")]  # their scales need larger volumes
+        res = evaluate(["average", "maxabs"], self.tmp / "out", datalist={"test": [entry, swapped]}, metrics=names,
+                       tracking=False, progress=False, panel_rows=0)
+        rows, csv_names = read_metrics_csv(self.tmp / "out" / "metrics.csv")
+        self.assertEqual(csv_names, names)
+        self.assertEqual(len(rows), 4)
+        for row in rows:
+            e = entry if row["task"] == "t1_pet" else swapped
+            lum = LoadFusionSourcesd(keys="image")(e)["image"].numpy() * 255.0
+            data = np.asarray(nib.load(self.tmp / "out" / "fused" / row["method"] / row["task"] / "case1.nii.gz")
+                              .dataobj, dtype=np.float64)
+            expected = compute_metrics(data * 255.0, list(lum), names=list(ANATOMY_METRICS))
+            for m in ANATOMY_METRICS:
+                with self.subTest(task=row["task"], method=row["method"], metric=m):
+                    self.assertEqual(math.isnan(row[m]), row["task"] == "t1_pet")
+                    np.testing.assert_allclose(row[m], expected[m], rtol=1e-6)
+                    self.assertEqual(res.summary[row["task"]][row["method"]][m].n, int(row["task"] == "pet_t1"))
 
 
 class _Broken(torch.nn.Module):
@@ -297,6 +399,20 @@ class TestCommand(_TempDirCase):
         rows, _ = read_metrics_csv(out / "metrics.csv")
         self.assertEqual(len(rows), 4)
         self.assertTrue((out / "fused" / "dwt" / "MRI_PET").is_dir())
+
+    def test_cli_default_metrics_include_anatomy_function(self):
+        from mmif.cli import main
+
+        write_2d_layout(self.tmp / "data", n=1)
+        out = self.tmp / "out"
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["evaluate", "--data-dir", str(self.tmp / "data"), "--methods", "maxabs", "-o", str(out),
+                         "--no-mlflow", "--no-progress", "--panel-rows", "0", "--limit", "1"])
+        self.assertEqual(code, 0)
+        self.assertIn("| CC ↑ | anatomy ↑ | function ↑ |", buf.getvalue())
+        _, names = read_metrics_csv(out / "metrics.csv")
+        self.assertEqual(names, list(EVALUATION_METRICS))
 
     def test_cli_bad_input_exit_code(self):
         from mmif.cli import main
