@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.data_dir}: no MRI_PET or MRI_SPECT {args.split} folder")
 
     columns = 2 + len(args.methods)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(2.3 * columns, 2.6 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(2.3 * columns, 2.9 * len(rows)), squeeze=False)
     for row, (task, name, mri, other, mask) in zip(axes, rows):
         crop = _box(mask, args.zoom)
         panels = [(np.repeat(mri[..., None], 3, axis=-1).astype(np.uint8), "MRI"), (other, task.split("_")[1])]

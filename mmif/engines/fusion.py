@@ -62,17 +62,29 @@ class FusionPrepareBatch(PrepareBatch):
     - otherwise ``{"sources": batch[image_key], key: batch[key], ...}`` for each extra key present in the batch (a
       colour-aware loss reads ``chroma`` ``(B, 2, *spatial)`` and ``is_color`` ``(B,)``).
 
+    When the batch holds ``features_key`` (cached Stage I features, a list of ``(B, M, T, C_l, *spatial_l)``, from
+    :class:`mmif.engines.feature_cache.CachedFeatureDataset`), it returns ``(inputs, targets, (), {"features": ...})``:
+    MONAI's engines call ``inferer(inputs, network, features=...)``, and :class:`mmif.networks.FusionModel` then skips
+    its extractor. Batches without it (validation) give ``(inputs, targets)`` as before.
+
     Args:
         image_key: the key of the stacked sources.
         extra_target_keys: batch keys added to the targets.
+        features_key: the key of cached features passed to the network as ``features=``; ``None``: never.
 
     Raises:
         ValueError: (when called) the batch is not a dict holding ``image_key``.
     """
 
-    def __init__(self, image_key: str = CommonKeys.IMAGE, extra_target_keys: Sequence[str] | str | None = None) -> None:
+    def __init__(
+        self,
+        image_key: str = CommonKeys.IMAGE,
+        extra_target_keys: Sequence[str] | str | None = None,
+        features_key: str | None = "features",
+    ) -> None:
         self.image_key = image_key
         self.extra_target_keys = tuple(ensure_tuple(extra_target_keys)) if extra_target_keys else ()
+        self.features_key = features_key
 
     def __call__(
         self,
@@ -80,17 +92,20 @@ class FusionPrepareBatch(PrepareBatch):
         device: str | torch.device | None = None,
         non_blocking: bool = False,
         **kwargs: Any,
-    ) -> tuple[torch.Tensor, Any]:
+    ) -> tuple:
         if not isinstance(batchdata, Mapping) or self.image_key not in batchdata:
             keys = ", ".join(map(str, batchdata)) if isinstance(batchdata, Mapping) else type(batchdata).__name__
             raise ValueError(f"{type(self).__name__}: the batch needs the key {self.image_key!r} (got {keys}).")
         image = _to(batchdata[self.image_key], device, non_blocking, **kwargs)
-        if not self.extra_target_keys:
-            return image, image
-        targets = {"sources": image}
-        for key in self.extra_target_keys:
-            if key in batchdata:
-                targets[key] = _to(batchdata[key], device, non_blocking, **kwargs)
+        targets: Any = image
+        if self.extra_target_keys:
+            targets = {"sources": image}
+            for key in self.extra_target_keys:
+                if key in batchdata:
+                    targets[key] = _to(batchdata[key], device, non_blocking, **kwargs)
+        if self.features_key is not None and batchdata.get(self.features_key) is not None:
+            features = [_to(f, device, non_blocking, **kwargs) for f in batchdata[self.features_key]]
+            return image, targets, (), {"features": features}
         return image, targets
 
 
@@ -197,7 +212,14 @@ class FusionLossTermsHandler:
 
 #: default scales of :class:`FusionScore` (metric name -> the value that counts as 1); MI is in nats, as the
 #: ``mmif.metrics`` reference convention computes it (8 bits = 8 ln 2 nats).
-DEFAULT_SCORE_SCALES: dict[str, float] = {"qabf": 1.0, "ssim": 2.0, "vif": 1.0, "mi": 8.0 * math.log(2.0)}
+DEFAULT_SCORE_SCALES: dict[str, float] = {
+    "qabf": 1.0,
+    "ssim": 2.0,
+    "vif": 1.0,
+    "mi": 8.0 * math.log(2.0),
+    "anatomy": 1.0,
+    "function": 1.0,
+}
 
 
 def _match_scale(name: str, scales: Mapping[str, float]) -> float | None:
@@ -221,7 +243,9 @@ class FusionScore(MetricsLambda):
     With the default scales (:data:`DEFAULT_SCORE_SCALES`) each term is about 1 for an excellent two-source fusion and
     about 0 for a useless one: Q^AB/F in [0, 1] (scale 1), SSIM summed over the sources (scale 2, the number of sources
     in the published tables), VIF summed over the sources (scale 1), MI summed over the sources in nats (scale
-    8 ln 2, the largest entropy of an 8-bit image). Higher is better. The components are the
+    8 ln 2, the largest entropy of an 8-bit image), and the anatomy-under-function scores ``anatomy`` and ``function``
+    of :mod:`mmif.metrics.anatomy_function` (each in [0, 1], scale 1; NaN components are left out). Higher is
+    better. The components are the
     :class:`mmif.metrics.FusionMetricHandler` values (``"Qabf"``, ``"SSIM"``, ``"VIF"``, ``"MI"``) on the 8-bit scale.
     The score is a :class:`ignite.metrics.MetricsLambda` over the metric objects themselves, so the component metrics are computed once even when they are also attached (e.g. as ``additional_metrics``).
 

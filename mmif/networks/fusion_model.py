@@ -5,6 +5,10 @@ diffusion-trained UNet (Stage I) produces at a few timesteps with a light head (
 interface of ``docs/conventions.md``::
 
     fused = model(image)   # (B, M, *spatial) in [0, 1] -> (B, 1, *spatial) in [0, 1]
+    fused = model(image, features=features)   # the extractor's features of image given: only the head runs
+
+The second form is how Stage II trains on cached features (:class:`mmif.engines.feature_cache.CachedFeatureDataset`,
+``cache_features`` in the bundles' ``train_stage2.json``).
 
 Checkpoints: the Stage I UNet is frozen and has its own checkpoint (the Stage I bundle's output, ``stage1_ckpt`` in the
 bundle configs), so a Stage II checkpoint holds only the head: :meth:`FusionModel.checkpoint` returns
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -98,17 +102,32 @@ class FusionModel(nn.Module):
         with torch.no_grad():
             return list(self.extractor(image))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, features: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Fuse the sources.
 
         Args:
             image: ``(B, M, H, W[, D])`` luminance of the sources in [0, 1]; the spatial size must suit the Stage I UNet
                 (a multiple of its total downsampling factor; :class:`mmif.inferers.FusionInferer` pads for you).
+            features: the extractor's features of ``image``, one ``(B, M, T, C_l, *spatial_l)`` per level (e.g. from
+                :class:`mmif.engines.feature_cache.CachedFeatureDataset`); given, the extractor is not run. Features
+                stored in another floating dtype (float16) are cast to ``image``'s.
 
         Returns:
             ``(B, 1, H, W[, D])`` fused luminance in [0, 1].
+
+        Raises:
+            ValueError: ``features`` has another number of levels than the extractor gives.
         """
-        features = self.extract(image)
+        if features is None:
+            features = self.extract(image)
+        else:
+            levels = getattr(self.extractor, "feature_channels", None)
+            if levels is not None and len(features) != len(levels):
+                raise ValueError(
+                    f"{type(self).__name__}: got {len(features)} feature levels, the extractor gives {len(levels)}."
+                )
+            dtype = image.dtype if image.is_floating_point() else torch.float32
+            features = [f if f.dtype == dtype else f.to(dtype) for f in features]
         return self.head(features, image) if self.pass_image else self.head(features)
 
     # checkpoints ------------------------------------------------------------------------------------------------

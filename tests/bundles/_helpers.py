@@ -161,6 +161,7 @@ def stage2_overrides(root: Path, data_dir: Path, spatial_dims: int) -> dict:
         "scheduler_def": TINY_SCHEDULER,
         "epochs": 2,
         "batch_size": 4,
+        "crops_per_image": 2,  # the feature cache (cache_features, on by default): 2 fixed crops per image
         "roi_size": roi,
         "val_roi_size": roi,  # 3D validation windows
         "progress_bar": False,

@@ -61,6 +61,9 @@ def _overrides(tmp: Path, bundle: str, spatial_dims: int, stage: str, rank: int)
             "scheduler_def": TINY_SCHEDULER,
             "stage1_ckpt": str(root / "stage1_unet.pt"),
             "batch_size": 2,
+            # one cached crop per image (the feature cache is on by default): each item is a different image, so the
+            # ranks' shards hold different images (checked by _check_stage2)
+            "crops_per_image": 1,
             "roi_size": roi,
             "val_roi_size": roi,
             "validate#additional_metrics#val_vif#scales": 1,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from monai.bundle import ConfigWorkflow
 
+from mmif.engines.feature_cache import CachedFeatureDataset
 from tests.bundles._helpers import (
     check_tracked_training,
     meta_file,
@@ -49,6 +50,10 @@ class TestStage2Bundles(unittest.TestCase):
         wf = self._workflow(bundle, **override)
         wf.initialize()
         self.assertEqual(wf.check_properties(), [])
+        # cache_features (default): the trainer reads fixed crops with cached Stage I features
+        self.assertIsInstance(wf.train_dataset, CachedFeatureDataset)
+        source = wf.parser.get_parsed_content("train#source_dataset")
+        self.assertEqual(len(wf.train_dataset), len(source) * override["crops_per_image"])
         head_before = {k: v.clone() for k, v in wf.network_def.head.state_dict().items()}
         wf.run()
         trainer = wf.trainer
@@ -56,6 +61,10 @@ class TestStage2Bundles(unittest.TestCase):
         metrics = wf.evaluator.state.metrics
         for key in ("val_qabf", "val_ssim", "val_mi", "val_vif", "val_fusion_score"):
             self.assertTrue(np.isfinite(metrics[key]), key)
+        for key in ("val_anatomy", "val_function"):  # NaN when no validation image has a functional-dominant region
+            self.assertIsInstance(metrics[key], float, key)
+            self.assertFalse(metrics[key] > 1.0, key)
+            self.assertEqual(len(wf.evaluator.state.metric_details[key]), len(wf.evaluator.data_loader.dataset))
         self.assertIn("loss_intensity", trainer.state.metrics)
         iterations = trainer.state.iteration
         wf.finalize()
@@ -129,6 +138,22 @@ class TestStage2Bundles(unittest.TestCase):
         data = self.tmp / "data"
         write_3d_data(data)
         self._train_and_resume("volume_mmif_3d", 3, data)
+
+    def test_brain_2d_without_feature_cache(self):
+        """``cache_features: false``: today's training, the UNet runs on fresh random crops every iteration."""
+        data = self.tmp / "data"
+        write_2d_data(data)
+        override = {**stage2_overrides(self.tmp / "bundle", data, 2), "cache_features": False, "epochs": 1}
+        wf = self._workflow("brain_mmif_2d", **override)
+        wf.initialize()
+        self.assertIsNone(wf.parser.get_parsed_content("train#feature_cache"))
+        self.assertIs(wf.train_dataset, wf.parser.get_parsed_content("train#source_dataset"))
+        calls = []
+        wf.network_def.extractor.register_forward_hook(lambda *a: calls.append(1))
+        wf.run()
+        self.assertEqual(wf.trainer.state.epoch, 1)
+        self.assertGreaterEqual(len(calls), wf.trainer.state.iteration)  # the UNet ran in every iteration
+        wf.finalize()
 
 
 if __name__ == "__main__":
